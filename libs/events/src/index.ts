@@ -1,0 +1,2 @@
+export * from "./gen/agentgate/v1/common_pb.ts";
+export * from "./gen/agentgate/v1/session_pb.ts";

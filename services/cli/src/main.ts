@@ -1,0 +1,42 @@
+import { ConfigError } from "@agentgate/config";
+import { runDev } from "./dev.ts";
+import { runProxy } from "./proxy.ts";
+import { UsageError } from "./usage.ts";
+
+const USAGE = `usage: agentgate <command> [options]
+
+commands:
+  dev                 start a demo: a throwaway PostgreSQL with sample data behind a gateway
+  proxy               run a proxy worker (--config FILE or AGENTGATE_CONFIG)
+`;
+
+type Command = (args: string[]) => Promise<number>;
+
+const commands: Record<string, Command> = { dev: runDev, proxy: runProxy };
+
+/** Runs one subcommand; returns the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (command === undefined) {
+    process.stderr.write(`agentgate: unknown command "${name}"\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await command(args);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`agentgate ${name}: invalid configuration: ${error.message}\n`);
+      return 78; // EX_CONFIG
+    }
+    if (error instanceof UsageError) {
+      process.stderr.write(`agentgate ${name}: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}

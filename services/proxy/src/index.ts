@@ -1,0 +1,1 @@
+export { createProxy, type ProxyWorker, type ProxyOptions, splitHostPort } from "./proxy.ts";

@@ -1,0 +1,106 @@
+import { readFileSync } from "node:fs";
+import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
+import { hostname } from "node:os";
+import { createSecureContext, type SecureContext } from "node:tls";
+import { type Config, ConfigError, resolveTargets } from "@agentgate/config";
+import { type Logger, pino } from "pino";
+import { CancelRegistry } from "./cancel.ts";
+import { ClientSession, type SessionContext } from "./session.ts";
+
+export interface ProxyOptions {
+  config: Config;
+  logger?: Logger;
+}
+
+/** A proxy worker: accepts PostgreSQL clients and relays each to its target. */
+export interface ProxyWorker {
+  /** Starts listening on the configured address (port 0 picks a free one). */
+  listen(): Promise<AddressInfo>;
+  /** Stops accepting, lets sessions finish what they run (up to drainTimeoutMs), then closes the rest. */
+  close(options?: { drainTimeoutMs?: number }): Promise<void>;
+  readonly sessionCount: number;
+  readonly workerId: string;
+}
+
+export function createProxy(options: ProxyOptions): ProxyWorker {
+  const { config } = options;
+  const workerId = config.proxy.workerId ?? `${hostname()}:${process.pid}`;
+  const logger = (options.logger ?? pino({ level: config.log.level })).child({ worker: workerId });
+  const shutdown = new AbortController();
+  const sessions = new Set<ClientSession>();
+  const ctx: SessionContext = {
+    config: config.proxy,
+    targets: resolveTargets(config),
+    logger,
+    tls: config.proxy.tls && loadTls(config.proxy.tls),
+    cancels: new CancelRegistry(),
+    shutdown: shutdown.signal,
+  };
+
+  const server: Server = createServer({ noDelay: true, keepAlive: true, pauseOnConnect: false }, (socket: Socket) => {
+    const session = new ClientSession(socket, ctx);
+    sessions.add(session);
+    session.closed.then(() => sessions.delete(session));
+    session.start();
+  });
+  server.on("error", (error) => logger.error({ err: error }, "listener error"));
+
+  return {
+    workerId,
+    get sessionCount() {
+      return sessions.size;
+    },
+    listen() {
+      const { host, port } = splitHostPort(config.proxy.listen);
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ host, port }, () => {
+          server.off("error", reject);
+          const address = server.address() as AddressInfo;
+          logger.info({ address: `${address.address}:${address.port}` }, "proxy listening");
+          resolve(address);
+        });
+      });
+    },
+    async close({ drainTimeoutMs = config.proxy.drainTimeoutMs } = {}) {
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      shutdown.abort();
+      logger.info({ sessions: sessions.size, drainTimeoutMs }, "draining sessions");
+      for (const session of sessions) session.drain();
+      const all = () => Promise.all([...sessions].map((s) => s.closed));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), drainTimeoutMs);
+      });
+      if ((await Promise.race([all(), timedOut])) === "timeout") {
+        logger.warn({ sessions: sessions.size }, "drain timed out: closing remaining sessions");
+        for (const session of sessions) session.terminate();
+        await all();
+      }
+      clearTimeout(timer);
+      await stopped;
+      logger.info("proxy stopped");
+    },
+  };
+}
+
+function loadTls(files: { cert: string; key: string }): SecureContext {
+  const read = (key: "cert" | "key") => {
+    try {
+      return readFileSync(files[key]);
+    } catch (cause) {
+      throw new ConfigError(`proxy.tls.${key}`, `cannot read ${files[key]}: ${(cause as NodeJS.ErrnoException).code}`);
+    }
+  };
+  try {
+    return createSecureContext({ cert: read("cert"), key: read("key"), minVersion: "TLSv1.2" });
+  } catch (cause) {
+    if (cause instanceof ConfigError) throw cause;
+    throw new ConfigError("proxy.tls", "certificate and key do not form a usable TLS identity", { cause });
+  }
+}
+
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(":");
+  return { host: listen.slice(0, i).replace(/^\[(.*)\]$/, "$1"), port: Number(listen.slice(i + 1)) };
+}

@@ -1,1 +1,1 @@
-export { createProxy, type ProxyWorker, type ProxyOptions, splitHostPort } from "./proxy.ts";
+export { createProxy, type ProxyOptions, type ProxyWorker, splitHostPort } from "./proxy.ts";

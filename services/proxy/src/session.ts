@@ -134,6 +134,7 @@ export class ClientSession {
   // ---- startup -------------------------------------------------------------------------------------------------
 
   #onClientData = (chunk: Buffer): void => {
+    if (this.#phase === "closed") return;
     if (this.#phase === "relay") {
       this.#relayFromClient(chunk);
       return;
@@ -199,7 +200,7 @@ export class ClientSession {
     const to = this.#ctx.cancels.lookup(processId, secretKey);
     clearTimeout(this.#startupTimer);
     this.#phase = "closed";
-    this.#client.end();
+    endSocket(this.#client);
     if (to === undefined) {
       this.#log.info("cancel request with an unknown key ignored");
       return;
@@ -266,7 +267,7 @@ export class ClientSession {
 
   #onUpstreamReady(upstream: UpstreamConnection, applicationName: string): void {
     if (this.#phase !== "connecting") {
-      upstream.socket.end(TERMINATE);
+      endSocket(upstream.socket, TERMINATE);
       return;
     }
     clearTimeout(this.#startupTimer);
@@ -320,6 +321,7 @@ export class ClientSession {
   }
 
   #onClientMessage = (type: number, message: Buffer): void => {
+    if (this.#clientTerminated) return; // nothing may follow Terminate
     if (!FRONTEND_TYPES.has(type)) {
       throw new ProtocolError(`invalid frontend message type ${describeType(type)}`);
     }
@@ -329,6 +331,7 @@ export class ClientSession {
   };
 
   #onUpstreamData = (chunk: Buffer): void => {
+    if (this.#phase !== "relay") return;
     try {
       this.#upstream!.framer.push(chunk, this.#onUpstreamMessage);
     } catch (error) {
@@ -355,7 +358,7 @@ export class ClientSession {
     const upstream = this.#upstream?.socket;
     if (upstream === undefined || this.#toUpstream.empty) return;
     if (!writeAll(upstream, this.#toUpstream.take())) this.#client.pause();
-    if (this.#clientTerminated) upstream.end();
+    if (this.#clientTerminated) endSocket(upstream);
   }
 
   #flushToClient(): void {
@@ -393,8 +396,7 @@ export class ClientSession {
     clearTimeout(this.#startupTimer);
     this.#connecting?.abort();
     this.#log.info({ code: error.code, reason }, `session refused: ${error.message}`);
-    this.#client.end(error.toWire());
-    this.#client.resume();
+    endSocket(this.#client, error.toWire());
     this.#finishWhenClosed();
   }
 
@@ -403,10 +405,10 @@ export class ClientSession {
     if (this.#phase === "closed") return;
     this.#endReason = reason;
     this.#phase = "closed";
-    if (!this.#client.destroyed) this.#client.end(error.toWire());
+    this.#log.info({ code: error.code, reason }, `ending session: ${error.message}`);
+    endSocket(this.#client, error.toWire());
     const upstream = this.#upstream?.socket;
-    if (upstream && !upstream.destroyed) upstream.end(TERMINATE);
-    this.#upstream?.socket.resume();
+    if (upstream) endSocket(upstream, this.#clientTerminated ? undefined : TERMINATE);
     this.#finishWhenClosed();
   }
 
@@ -421,10 +423,7 @@ export class ClientSession {
       this.#phase = "closed";
       const upstream = this.#upstream?.socket;
       // A client that vanished without Terminate: tell the server, which rolls back what was open.
-      if (upstream && !upstream.destroyed) {
-        if (this.#clientTerminated) upstream.end();
-        else upstream.end(TERMINATE);
-      }
+      if (upstream) endSocket(upstream, this.#clientTerminated ? undefined : TERMINATE);
     } else if (this.#phase !== "closed") {
       this.#endReason = "client_closed";
       this.#phase = "closed";
@@ -445,10 +444,7 @@ export class ClientSession {
       this.#phase = "closed";
       this.#flushToClient();
       const lost = new GatewayError("08006", `the connection to target "${this.#target!.name}" was lost`);
-      if (!this.#client.destroyed) {
-        if (this.#upstreamSentFatal) this.#client.end();
-        else this.#client.end(lost.toWire());
-      }
+      endSocket(this.#client, this.#upstreamSentFatal ? undefined : lost.toWire());
     }
     this.#finishWhenClosed();
   };
@@ -464,6 +460,18 @@ export class ClientSession {
     }
     this.#resolveClosed();
   }
+}
+
+/**
+ * Ends our side of a socket (after `last`, if given) unless it is already ended, and keeps reading so the peer's
+ * close is seen; whatever still arrives is dropped by the data handlers, which only act while relaying.
+ */
+function endSocket(socket: Socket, last?: Buffer): void {
+  if (!socket.writableEnded && !socket.destroyed) {
+    if (last === undefined) socket.end();
+    else socket.end(last);
+  }
+  socket.resume();
 }
 
 function writeAll(socket: Socket, parts: Buffer[]): boolean {

@@ -1,0 +1,63 @@
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort, spawnServer } from "@agentgate/testkit";
+import { makeTempDir, type Server, stopChild, waitForPort } from "./processes.ts";
+
+/** The CLI that runs the gateway; the benchmark skips the gateway when it is not there yet. */
+export const gatewayEntry = fileURLToPath(new URL("../services/cli/bin/agentgate.js", import.meta.url));
+
+/** The database name clients use to reach the benchmark target through the gateway. */
+export const gatewayTarget = "bench";
+
+/** The gateway's YAML configuration: one listener, one target. Strings are written as JSON, which YAML accepts. */
+export function gatewayConfig(port: number, upstreamUrl: string): string {
+  return [
+    "proxy:",
+    `  listen: ${JSON.stringify(`127.0.0.1:${port}`)}`,
+    "targets:",
+    `  ${gatewayTarget}:`,
+    `    url: ${JSON.stringify(upstreamUrl)}`,
+    "",
+  ].join("\n");
+}
+
+function tail(path: string): string {
+  return existsSync(path) ? readFileSync(path, "utf8").split("\n").slice(-20).join("\n") : "(no log)";
+}
+
+/** Starts `agentgate proxy` as a separate process; its pino log goes to a file in a temp dir that `stop()` removes. */
+export async function startGateway(upstreamUrl: string): Promise<Server> {
+  const { path: dir, remove: cleanup } = makeTempDir("agentgate-gateway-");
+  try {
+    const port = await freePort();
+    const configPath = join(dir, "agentgate.yaml");
+    const logPath = join(dir, "gateway.log");
+    writeFileSync(configPath, gatewayConfig(port, upstreamUrl), { mode: 0o600 });
+    const log = openSync(logPath, "w");
+    // Not unprivileged (it is our own code), but tied to our lifetime: it dies with us even if we are killed.
+    const child = spawnServer(process.execPath, [gatewayEntry, "proxy", "--config", configPath], {
+      unprivileged: false,
+      stdio: ["ignore", log, log],
+    });
+    closeSync(log);
+    try {
+      await waitForPort("127.0.0.1", port, child, "agentgate proxy");
+    } catch (error) {
+      await stopChild(child);
+      throw new Error(`agentgate proxy did not start; log:\n${tail(logPath)}`, { cause: error });
+    }
+    return {
+      host: "127.0.0.1",
+      port,
+      pid: child.pid ?? 0,
+      stop: async () => {
+        await stopChild(child);
+        cleanup();
+      },
+    };
+  } catch (error) {
+    cleanup();
+    throw error;
+  }
+}

@@ -22,6 +22,10 @@ export interface ProxyWorker {
   readonly workerId: string;
 }
 
+const TERMINATE_GRACE_MS = 1000;
+
+const delay = (ms: number) => new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), ms).unref());
+
 export function createProxy(options: ProxyOptions): ProxyWorker {
   const { config } = options;
   const workerId = config.proxy.workerId ?? `${hostname()}:${process.pid}`;
@@ -67,17 +71,16 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
       shutdown.abort();
       logger.info({ sessions: sessions.size, drainTimeoutMs }, "draining sessions");
       for (const session of sessions) session.drain();
-      const all = () => Promise.all([...sessions].map((s) => s.closed));
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<"timeout">((resolve) => {
-        timer = setTimeout(() => resolve("timeout"), drainTimeoutMs);
-      });
-      if ((await Promise.race([all(), timedOut])) === "timeout") {
+      const allClosed = () => Promise.all([...sessions].map((s) => s.closed)).then(() => "closed" as const);
+      if ((await Promise.race([allClosed(), delay(drainTimeoutMs)])) === "timeout") {
         logger.warn({ sessions: sessions.size }, "drain timed out: closing remaining sessions");
         for (const session of sessions) session.terminate();
-        await all();
+        // Peers get a moment to read their error and close; whoever does not is dropped.
+        if ((await Promise.race([allClosed(), delay(TERMINATE_GRACE_MS)])) === "timeout") {
+          for (const session of sessions) session.destroy();
+          await allClosed();
+        }
       }
-      clearTimeout(timer);
       await stopped;
       logger.info("proxy stopped");
     },

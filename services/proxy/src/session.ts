@@ -54,7 +54,12 @@ export class ClientSession {
   #log: Logger;
   #phase: Phase = "startup";
   #startupBytes: Buffer = Buffer.alloc(0);
+  // Like PostgreSQL, one SSLRequest and one GSSENCRequest at most (libpq may try GSS, then SSL).
+  #sslNegotiated = false;
+  #gssNegotiated = false;
   #startupTimer: NodeJS.Timeout | undefined;
+  /** Fires when the client has been silent with nothing running for idleSessionTimeoutMs; refreshed on activity. */
+  #idleTimer: NodeJS.Timeout | undefined;
   #connecting: AbortController | undefined;
   #upstream: UpstreamConnection | undefined;
   #target: Target | undefined;
@@ -107,10 +112,17 @@ export class ClientSession {
     else if (this.#phase === "relay") this.#endIfIdle();
   }
 
-  /** Ends the session now, whatever it is doing. */
+  /** Ends the session now, whatever it is doing: an error for the client if it can still take one. */
   terminate(): void {
     if (this.#phase === "relay") this.#goodbye(shuttingDown(), "shutdown");
     else this.drain();
+  }
+
+  /** Drops both connections without a word; for peers that do not close after `terminate`. */
+  destroy(): void {
+    this.#phase = "closed";
+    this.#client.destroy();
+    this.#upstream?.socket.destroy();
   }
 
   #attachClient(socket: Socket): void {
@@ -119,9 +131,6 @@ export class ClientSession {
     socket.on("error", this.#onClientError);
     socket.on("close", this.#onClientClose);
     socket.on("drain", this.#onClientDrain);
-    if (this.#ctx.config.idleSessionTimeoutMs > 0) {
-      socket.setTimeout(this.#ctx.config.idleSessionTimeoutMs, this.#onIdle);
-    }
   }
 
   #detachClient(socket: Socket): void {
@@ -163,11 +172,13 @@ export class ClientSession {
   #onStartupPacket(packet: StartupPacket): boolean {
     switch (packet.kind) {
       case "ssl":
+        if (this.#sslNegotiated) throw new ProtocolError("SSL negotiation was already done on this connection");
+        this.#sslNegotiated = true;
         if (this.#startupBytes.length > 0) {
           // Bytes sent after SSLRequest but before the handshake would be injected into the encrypted session.
           throw new ProtocolError("received unencrypted data after SSL request");
         }
-        if (this.#ctx.tls === undefined || this.#client instanceof TLSSocket) {
+        if (this.#ctx.tls === undefined) {
           this.#client.write(SSL_NO);
           return true;
         }
@@ -175,6 +186,8 @@ export class ClientSession {
         this.#upgradeToTls();
         return false;
       case "gssenc":
+        if (this.#gssNegotiated) throw new ProtocolError("GSS negotiation was already done on this connection");
+        this.#gssNegotiated = true;
         this.#client.write(SSL_NO);
         return true;
       case "cancel":
@@ -289,6 +302,9 @@ export class ClientSession {
     this.#client.write(readyForQuery(upstream.status));
     this.#client.uncork();
     this.#phase = "relay";
+    if (this.#ctx.config.idleSessionTimeoutMs > 0) {
+      this.#idleTimer = setTimeout(this.#onIdle, this.#ctx.config.idleSessionTimeoutMs);
+    }
     this.#log.info(
       { applicationName, tls: this.#client instanceof TLSSocket, upstreamPid: upstream.processId },
       "session started",
@@ -309,6 +325,7 @@ export class ClientSession {
   // ---- relay ---------------------------------------------------------------------------------------------------
 
   #relayFromClient(chunk: Buffer): void {
+    this.#idleTimer?.refresh();
     try {
       this.#clientFramer.push(chunk, this.#onClientMessage);
     } catch (error) {
@@ -347,6 +364,7 @@ export class ClientSession {
   #onUpstreamMessage = (type: number, message: Buffer): void => {
     if (type === Backend.ReadyForQuery) {
       if (this.#pendingSyncs > 0) this.#pendingSyncs--;
+      if (this.#pendingSyncs === 0) this.#idleTimer?.refresh();
       this.#transactionStatus = message[5]!;
     } else if (type === Backend.ErrorResponse && message.indexOf(FATAL_MARK, 5) === 5) {
       this.#upstreamSentFatal = true;
@@ -439,7 +457,12 @@ export class ClientSession {
   };
 
   #onUpstreamClose = (): void => {
-    if (this.#phase === "relay") {
+    if (this.#phase === "relay" && this.#clientTerminated) {
+      // The server closing after the client's Terminate is the normal end: nothing to report.
+      this.#endReason = "client_closed";
+      this.#phase = "closed";
+      endSocket(this.#client);
+    } else if (this.#phase === "relay") {
       this.#endReason = "upstream_closed";
       this.#phase = "closed";
       this.#flushToClient();
@@ -454,6 +477,7 @@ export class ClientSession {
     if (!this.#client.closed || (this.#upstream !== undefined && !this.#upstream.socket.closed)) return;
     if (this.#finished) return;
     this.#finished = true;
+    clearTimeout(this.#idleTimer);
     if (this.#cancelKey) this.#ctx.cancels.revoke(this.#cancelKey);
     if (this.#upstream !== undefined) {
       this.#log.info({ reason: this.#endReason, durationMs: Date.now() - this.#startedAt }, "session ended");

@@ -1,8 +1,8 @@
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, spawnServer } from "@agentgate/testkit";
-import { makeTempDir, type Server, stopChild, waitForPort } from "./processes.ts";
+import { makeTempDir, type Server, stopChild, tail, waitForPort } from "./processes.ts";
 
 /** The CLI that runs the gateway; the benchmark skips the gateway when it is not there yet. */
 export const gatewayEntry = fileURLToPath(new URL("../services/cli/bin/agentgate.js", import.meta.url));
@@ -20,10 +20,6 @@ export function gatewayConfig(port: number, upstreamUrl: string): string {
     `    url: ${JSON.stringify(upstreamUrl)}`,
     "",
   ].join("\n");
-}
-
-function tail(path: string): string {
-  return existsSync(path) ? readFileSync(path, "utf8").split("\n").slice(-20).join("\n") : "(no log)";
 }
 
 /** Starts `agentgate proxy` as a separate process; its pino log goes to a file in a temp dir that `stop()` removes. */

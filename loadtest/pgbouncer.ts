@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chownToServerUser, freePort, spawnServer } from "@agentgate/testkit";
-import { makeTempDir, type Server, stopChild, waitForPort } from "./processes.ts";
+import { makeTempDir, type Server, stopChild, tail, waitForPort } from "./processes.ts";
 
 export const pgbouncerHint =
   "install PgBouncer: apt-get install -y pgbouncer (Debian/Ubuntu) or brew install pgbouncer";
@@ -42,10 +42,6 @@ export function pgbouncerIni(options: PgbouncerOptions, dir: string, port: numbe
     "log_disconnections = 0",
     "",
   ].join("\n");
-}
-
-function tail(path: string): string {
-  return existsSync(path) ? readFileSync(path, "utf8").split("\n").slice(-20).join("\n") : "(no log)";
 }
 
 /** Starts PgBouncer as the unprivileged server user in a temp dir that `stop()` removes. */

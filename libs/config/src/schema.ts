@@ -28,15 +28,48 @@ const proxySchema = z.strictObject({
   connectTimeoutMs: z.number().int().min(100).default(10_000),
   /** On shutdown, sessions get this long to finish what they are running before they are closed. */
   drainTimeoutMs: z.number().int().min(0).default(30_000),
+  /**
+   * Accept tokens over plain TCP from loopback clients on a loopback listener (tests, sidecars). Everywhere else a
+   * token is only asked for inside TLS.
+   */
+  allowPlaintextLoopback: z.boolean().default(false),
+});
+
+const targetTlsSchema = z.strictObject({
+  /** disable: plain TCP; require: TLS without checking the certificate; verify-ca: signed by `ca`; verify-full: and the host name matches. */
+  mode: z.enum(["disable", "require", "verify-ca", "verify-full"]).default("verify-full"),
+  /** PEM file of the CA that signed the target's certificate (verify-ca, verify-full); default: the system's CAs. */
+  ca: z.string().min(1).optional(),
 });
 
 const targetSchema = z.strictObject({
   /** Where the gateway connects, with the credential it holds: postgres://user:password@host:port/database */
   url: postgresUrl,
+  tls: targetTlsSchema.optional(),
+});
+
+const identitySchema = z.strictObject({
+  /** The OIDC issuer whose access tokens agents present; discovery reads its metadata and JWKS. */
+  issuer: z.url(),
+  /** The audience tokens must be issued for. */
+  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  /** Claim holding the principal's groups; a dotted path such as realm_access.roles works too. */
+  groupsClaim: z.string().min(1).default("groups"),
+  /** Signature algorithms accepted; asymmetric only. */
+  algorithms: z
+    .array(z.enum(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]))
+    .min(1)
+    .optional(),
+  /** Allowed clock difference for exp and nbf, in seconds. */
+  clockToleranceSeconds: z.number().int().min(0).max(300).default(30),
+  /** Check opaque (non-JWT) tokens by RFC 7662 introspection with these client credentials. */
+  introspection: z.strictObject({ clientId: z.string().min(1), clientSecret: z.string().min(1) }).optional(),
 });
 
 export const configSchema = z.strictObject({
   proxy: proxySchema.default(proxySchema.parse({})),
+  /** Without it, the gateway admits only loopback clients, without a password (development only). */
+  identity: identitySchema.optional(),
   targets: z.record(targetName, targetSchema).refine((t) => Object.keys(t).length > 0, "at least one target"),
   log: z.strictObject({ level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info") }).default({
     level: "info",
@@ -45,3 +78,4 @@ export const configSchema = z.strictObject({
 
 export type Config = z.infer<typeof configSchema>;
 export type ProxyConfig = Config["proxy"];
+export type IdentityConfig = NonNullable<Config["identity"]>;

@@ -2,6 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
 import { TestkitError } from "./errors.ts";
+import { type SpawnServerOptions, spawnServer } from "./unprivileged.ts";
 
 /** How a child process ended; `error` is set when it could not be spawned at all. */
 export interface ChildExit {
@@ -97,3 +98,23 @@ export function lastLines(text: string, count = 25): string {
 }
 
 export { delay };
+
+/**
+ * Starts a server whose output goes to a log file rather than a pipe: no reader has to keep up, and the child can be
+ * unref'd so it never holds the event loop open.
+ */
+export function spawnLogged(
+  binary: string,
+  args: string[],
+  logPath: string,
+  options: Omit<SpawnServerOptions, "stdio"> = {},
+): ChildProcess {
+  const log = openSync(logPath, "a");
+  try {
+    const child = spawnServer(binary, args, { ...options, stdio: ["ignore", log, log] });
+    child.unref();
+    return child;
+  } finally {
+    closeSync(log);
+  }
+}

@@ -1,14 +1,12 @@
 import type { ChildProcess } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findBinary } from "./binaries.ts";
-import { delay, fileSize, isRunning, lastLines, readFrom, stopChild } from "./child.ts";
+import { delay, fileSize, isRunning, lastLines, readFrom, spawnLogged, stopChild } from "./child.ts";
 import { type Resource, track } from "./cleanup.ts";
 import { TestkitError } from "./errors.ts";
 import { acceptsConnections, freePort } from "./ports.ts";
-import { spawnServer } from "./unprivileged.ts";
 
 export interface NatsOptions {
   /** Enable JetStream with file storage under storeDir; default true. */
@@ -54,7 +52,7 @@ export async function startNats(options: NatsOptions = {}): Promise<NatsInstance
 
   const run = async (port: number): Promise<"ready" | "port-taken"> => {
     const offset = fileSize(logPath);
-    resource.child = launch(binary, args(port), logPath);
+    resource.child = spawnLogged(binary, args(port), logPath, { unprivileged: false });
     return waitUntilReady(resource.child, port, logPath, offset);
   };
 
@@ -98,17 +96,6 @@ export async function startNats(options: NatsOptions = {}): Promise<NatsInstance
     await rm(root, { recursive: true, force: true, maxRetries: 3 });
     untrack();
     throw error;
-  }
-}
-
-function launch(binary: string, args: string[], logPath: string): ChildProcess {
-  const log = openSync(logPath, "a");
-  try {
-    const child = spawnServer(binary, args, { stdio: ["ignore", log, log], unprivileged: false });
-    child.unref();
-    return child;
-  } finally {
-    closeSync(log);
   }
 }
 

@@ -1,12 +1,12 @@
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { escapeLiteral } from "pg";
 import { findBinary, siblingBinary } from "./binaries.ts";
-import { delay, fileSize, isRunning, lastLines, readFrom, runToCompletion, stopChild } from "./child.ts";
+import { delay, fileSize, isRunning, lastLines, readFrom, runToCompletion, spawnLogged, stopChild } from "./child.ts";
 import { type Resource, track } from "./cleanup.ts";
 import { TestkitError } from "./errors.ts";
 import { freePort } from "./ports.ts";
@@ -169,15 +169,7 @@ function launch(
 ): ChildProcess {
   const args = ["-D", dataDir, "-p", String(port)];
   for (const [name, value] of Object.entries(settings)) args.push("-c", `${name}=${value}`);
-  // Log to a file rather than a pipe: no reader has to keep up, and the child can be unref'd.
-  const log = openSync(logPath, "a");
-  try {
-    const child = spawnServer(postgres, args, { cwd: dataDir, stdio: ["ignore", log, log] });
-    child.unref();
-    return child;
-  } finally {
-    closeSync(log);
-  }
+  return spawnLogged(postgres, args, logPath, { cwd: dataDir });
 }
 
 async function waitUntilReady(

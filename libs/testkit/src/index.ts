@@ -2,6 +2,14 @@ export { findBinary } from "./binaries.ts";
 export { type SelfSignedCert, type SelfSignedCertOptions, selfSignedCert } from "./certs.ts";
 export { TestkitError, type TestkitErrorCode } from "./errors.ts";
 export { type NatsInstance, type NatsOptions, startNats } from "./nats.ts";
+export {
+  type OidcClientOptions,
+  type OidcProviderInstance,
+  type OidcProviderOptions,
+  type OidcPublicJwk,
+  type OidcSignOptions,
+  startOidcProvider,
+} from "./oidc.ts";
 export { freePort } from "./ports.ts";
 export { type PostgresAuth, type PostgresInstance, type PostgresOptions, startPostgres } from "./postgres.ts";
 export type { PostgresClientOps, PostgresCoordinates } from "./postgres-client.ts";

@@ -1,8 +1,9 @@
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parseConfig } from "@agentgate/config";
 import { createProxy } from "@agentgate/proxy";
-import { startPostgres } from "@agentgate/testkit";
+import { selfSignedCert, startOidcProvider, startPostgres } from "@agentgate/testkit";
 import { pino } from "pino";
 import { untilSignal } from "./proxy.ts";
 import { UsageError } from "./usage.ts";
@@ -22,13 +23,23 @@ export async function runDev(args: string[]): Promise<number> {
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: not a port: ${values.port}`);
 
-  process.stderr.write("starting a throwaway PostgreSQL for the demo target...\n");
-  const pg = await startPostgres();
+  process.stderr.write("starting a throwaway PostgreSQL, an OIDC provider and a gateway for the demo...\n");
+  const clientSecret = randomBytes(12).toString("base64url");
+  const [pg, idp, cert] = await Promise.all([
+    startPostgres(),
+    startOidcProvider({
+      audience: "agentgate",
+      clients: [{ clientId: "demo-agent", clientSecret, groups: ["analysts"] }],
+      accessTokenTTLSeconds: 3600,
+    }),
+    selfSignedCert({ commonName: "localhost" }),
+  ]);
   try {
     const database = await pg.createDatabase("demo");
     await pg.query(readFileSync(SEED, "utf8"), [], database);
     const config = parseConfig({
-      proxy: { listen: `127.0.0.1:${port}`, drainTimeoutMs: 5000 },
+      proxy: { listen: `127.0.0.1:${port}`, drainTimeoutMs: 5000, tls: { cert: cert.certPath, key: cert.keyPath } },
+      identity: { issuer: idp.issuer, audience: "agentgate" },
       targets: { demo: { url: pg.url(database) } },
       log: { level: values["log-level"] },
     });
@@ -38,18 +49,20 @@ export async function runDev(args: string[]): Promise<number> {
     process.stdout.write(
       [
         "",
-        `agentgate dev is running: gateway on ${where}, target "demo" (PostgreSQL ${pg.version.split(" ")[0]}, sample data).`,
+        `agentgate dev is running: gateway on ${where}, target "demo" (PostgreSQL ${pg.version.split(" ")[0]}, sample data),`,
+        `OIDC provider on ${idp.issuer} with one agent client, demo-agent.`,
         "",
-        "Connect with any PostgreSQL client, for example:",
-        `  psql "postgresql://agent@${where}/demo" -c "SELECT name, email FROM customers LIMIT 5"`,
+        "Get a token for the agent and connect with any PostgreSQL client, for example:",
+        `  export PGPASSWORD=$(npx agentgate token --issuer ${idp.issuer} --client-id demo-agent --client-secret ${clientSecret})`,
+        `  psql "postgresql://demo-agent@${where}/demo?sslmode=require" -c "SELECT name, email FROM customers LIMIT 5"`,
         "",
-        "Ctrl-C stops the gateway and removes the demo database.",
+        "Ctrl-C stops everything and removes the demo database.",
         "",
       ].join("\n"),
     );
     await untilSignal(proxy);
   } finally {
-    await pg.stop();
+    await Promise.all([pg.stop(), idp.stop(), cert.cleanup()]);
   }
   return 0;
 }

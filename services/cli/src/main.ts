@@ -1,6 +1,7 @@
 import { ConfigError } from "@agentgate/config";
 import { runDev } from "./dev.ts";
 import { runProxy } from "./proxy.ts";
+import { runToken } from "./token.ts";
 import { UsageError } from "./usage.ts";
 
 const USAGE = `usage: agentgate <command> [options]
@@ -8,11 +9,12 @@ const USAGE = `usage: agentgate <command> [options]
 commands:
   dev                 start a demo: a throwaway PostgreSQL with sample data behind a gateway
   proxy               run a proxy worker (--config FILE or AGENTGATE_CONFIG)
+  token               get an access token by client credentials (--issuer URL --client-id ID; --help)
 `;
 
 type Command = (args: string[]) => Promise<number>;
 
-const commands: Record<string, Command> = { dev: runDev, proxy: runProxy };
+const commands: Record<string, Command> = { dev: runDev, proxy: runProxy, token: runToken };
 
 /** Runs one subcommand; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {

@@ -3,13 +3,18 @@ import { type AddressInfo, createServer, type Server, type Socket } from "node:n
 import { hostname } from "node:os";
 import { createSecureContext, type SecureContext } from "node:tls";
 import { type Config, ConfigError, resolveTargets } from "@agentgate/config";
+import { createTokenVerifier, type TokenVerifier } from "@agentgate/identity";
 import { type Logger, pino } from "pino";
 import { CancelRegistry } from "./cancel.ts";
-import { ClientSession, type SessionContext } from "./session.ts";
+import { ClientSession, type SessionContext, type SessionInfo } from "./session.ts";
+import { ProxyStats } from "./stats.ts";
+import { upstreamTlsOptions } from "./upstream-tls.ts";
 
 export interface ProxyOptions {
   config: Config;
   logger?: Logger;
+  /** Checks tokens; by default one is created from `config.identity` when the proxy starts listening. */
+  verifier?: TokenVerifier;
 }
 
 /** A proxy worker: accepts PostgreSQL clients and relays each to its target. */
@@ -20,6 +25,9 @@ export interface ProxyWorker {
   close(options?: { drainTimeoutMs?: number }): Promise<void>;
   readonly sessionCount: number;
   readonly workerId: string;
+  stats(): ReturnType<ProxyStats["snapshot"]>;
+  /** The sessions this worker holds now. */
+  sessions(): SessionInfo[];
 }
 
 const TERMINATE_GRACE_MS = 1000;
@@ -32,19 +40,28 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
   const logger = (options.logger ?? pino({ level: config.log.level })).child({ worker: workerId });
   const shutdown = new AbortController();
   const sessions = new Set<ClientSession>();
+  const targets = resolveTargets(config);
+  const stats = new ProxyStats();
+  let verifier = options.verifier;
   const ctx: SessionContext = {
     config: config.proxy,
-    targets: resolveTargets(config),
+    targets,
+    upstreamTls: upstreamTlsOptions(targets),
     logger,
     tls: config.proxy.tls && loadTls(config.proxy.tls),
     cancels: new CancelRegistry(),
     shutdown: shutdown.signal,
+    get verifier() {
+      return verifier;
+    },
+    stats,
   };
 
   const server: Server = createServer({ noDelay: true, keepAlive: true, pauseOnConnect: false }, (socket: Socket) => {
     const session = new ClientSession(socket, ctx);
     sessions.add(session);
     session.closed.then(() => sessions.delete(session));
+    stats.connectionsAccepted++;
     session.start();
   });
   server.on("error", (error) => logger.error({ err: error }, "listener error"));
@@ -54,7 +71,13 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
     get sessionCount() {
       return sessions.size;
     },
-    listen() {
+    stats: () => stats.snapshot(),
+    sessions: () => [...sessions].map((s) => s.describe()),
+    async listen() {
+      if (verifier === undefined && config.identity !== undefined) {
+        verifier = await createTokenVerifier({ ...config.identity, allowInsecureLoopbackIssuer: true });
+      }
+      if (verifier === undefined) logger.warn("no identity provider configured: admitting loopback clients only");
       const { host, port } = splitHostPort(config.proxy.listen);
       return new Promise((resolve, reject) => {
         server.once("error", reject);

@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
-import { type SecureContext, TLSSocket } from "node:tls";
+import { type ConnectionOptions, type SecureContext, TLSSocket } from "node:tls";
 import type { ProxyConfig, Target } from "@agentgate/config";
+import { type Principal, SignInError, type TokenVerifier } from "@agentgate/identity";
 import {
+  authenticationCleartextPassword,
   authenticationOk,
   Backend,
   backendKeyData,
@@ -12,6 +14,7 @@ import {
   MessageFramer,
   negotiateProtocolVersion,
   ProtocolError,
+  parameterStatus,
   parseStartupPacket,
   readyForQuery,
   type StartupPacket,
@@ -21,6 +24,7 @@ import {
 import type { Logger } from "pino";
 import { type CancelKey, type CancelRegistry, sendCancel } from "./cancel.ts";
 import { GatewayError } from "./errors.ts";
+import type { ProxyStats } from "./stats.ts";
 import { connectUpstream, type UpstreamConnection } from "./upstream.ts";
 
 /** What every session of one proxy shares. */
@@ -30,18 +34,42 @@ export interface SessionContext {
   readonly logger: Logger;
   readonly tls: SecureContext | undefined;
   readonly cancels: CancelRegistry;
+  /** TLS options per target name; absent for plain TCP. */
+  readonly upstreamTls: ReadonlyMap<string, ConnectionOptions>;
   /** Aborted when the proxy shuts down. */
   readonly shutdown: AbortSignal;
+  /** Checks agents' tokens; undefined when no identity provider is configured (loopback-only development mode). */
+  readonly verifier: TokenVerifier | undefined;
+  readonly stats: ProxyStats;
 }
 
-type Phase = "startup" | "connecting" | "relay" | "closed";
-type EndReason = "client_closed" | "upstream_closed" | "protocol_error" | "shutdown" | "idle_timeout" | "refused";
+export interface SessionInfo {
+  id: string;
+  phase: Phase;
+  user: string | undefined;
+  target: string | undefined;
+  principal: Principal | undefined;
+  tls: boolean;
+}
+
+type Phase = "startup" | "authenticating" | "verifying" | "connecting" | "relay" | "closed";
+type EndReason =
+  | "client_closed"
+  | "upstream_closed"
+  | "protocol_error"
+  | "shutdown"
+  | "idle_timeout"
+  | "token_expired"
+  | "refused";
 
 const SSL_YES = Buffer.from("S");
 const SSL_NO = Buffer.from("N");
 const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
 const FATAL_MARK = Buffer.from("SFATAL\0");
+const SESSION_AUTH = "session_authorization\0";
 const PARAMETERS_NOT_FORWARDED = new Set(["user", "database", "replication"]);
+/** A JWT is a few kilobytes; PostgreSQL itself caps password packets at 1000 bytes, tokens need more. */
+const MAX_PASSWORD_MESSAGE = 64 * 1024;
 
 /**
  * One client connection: the startup handshake, the upstream connection it opens, and the relay of messages both
@@ -63,6 +91,9 @@ export class ClientSession {
   #connecting: AbortController | undefined;
   #upstream: UpstreamConnection | undefined;
   #target: Target | undefined;
+  #startup: { user: string; parameters: ReadonlyMap<string, string> } | undefined;
+  #principal: Principal | undefined;
+  #expiryTimer: NodeJS.Timeout | undefined;
   #cancelKey: CancelKey | undefined;
   #clientFramer: MessageFramer;
   #toUpstream = new WriteBatch();
@@ -89,6 +120,18 @@ export class ClientSession {
     });
   }
 
+  /** What the gateway knows about this session: who, where, and how far it got. */
+  describe(): SessionInfo {
+    return {
+      id: this.id,
+      phase: this.#phase,
+      user: this.#startup?.user,
+      target: this.#target?.name,
+      principal: this.#principal,
+      tls: this.#client instanceof TLSSocket,
+    };
+  }
+
   /** Resolves once both connections are closed. */
   get closed(): Promise<void> {
     return this.#closed;
@@ -107,9 +150,8 @@ export class ClientSession {
   /** Asks the session to end once it is idle; sessions in the middle of a query or transaction finish first. */
   drain(): void {
     this.#draining = true;
-    if (this.#phase === "startup") this.#refuse(shuttingDown(), "shutdown");
-    else if (this.#phase === "connecting") this.#connecting?.abort();
-    else if (this.#phase === "relay") this.#endIfIdle();
+    if (this.#phase === "relay") this.#endIfIdle();
+    else this.#refuse(shuttingDown(), "shutdown");
   }
 
   /** Ends the session now, whatever it is doing: an error for the client if it can still take one. */
@@ -146,6 +188,10 @@ export class ClientSession {
     if (this.#phase === "closed") return;
     if (this.#phase === "relay") {
       this.#relayFromClient(chunk);
+      return;
+    }
+    if (this.#phase === "authenticating") {
+      this.#run(() => this.#onPasswordData(chunk));
       return;
     }
     if (this.#phase !== "startup") {
@@ -229,22 +275,96 @@ export class ClientSession {
       // We speak 3.0 only (3.2's longer cancel keys included): tell the client, which then carries on with 3.0.
       this.#client.write(negotiateProtocolVersion(0, packet.protocolOptions));
     }
-    const params = packet.parameters;
-    const user = params.get("user");
+    const user = packet.parameters.get("user");
     if (user === undefined || user === "") {
       throw new GatewayError("28000", "no PostgreSQL user name specified in startup packet");
     }
-    const replication = params.get("replication");
+    const replication = packet.parameters.get("replication");
     if (replication !== undefined && !["false", "off", "no", "0"].includes(replication.toLowerCase())) {
       throw new GatewayError("0A000", "replication connections are not supported through the gateway");
     }
-    if (!isLoopback(this.#client.remoteAddress)) {
-      throw new GatewayError(
-        "28000",
-        "the gateway admits only loopback clients until an identity provider is configured",
-      );
+    this.#startup = { user, parameters: packet.parameters };
+    this.#log = this.#log.child({ user });
+    if (this.#ctx.verifier === undefined) {
+      if (!isLoopback(this.#client.remoteAddress)) {
+        throw new GatewayError("28000", "the gateway admits only loopback clients: no identity provider is configured");
+      }
+      this.#admit();
+      return;
     }
-    const targetName = params.get("database") || user;
+    if (!(this.#client instanceof TLSSocket) && !this.#plaintextAllowed()) {
+      this.#ctx.stats.signInRefused("no_tls");
+      throw new GatewayError("28000", "TLS is required to sign in with a token", {
+        hint: "Connect with sslmode=require.",
+      });
+    }
+    this.#phase = "authenticating";
+    this.#client.write(authenticationCleartextPassword());
+    const early = this.#startupBytes;
+    this.#startupBytes = Buffer.alloc(0);
+    if (early.length > 0) this.#onPasswordData(early);
+  }
+
+  #plaintextAllowed(): boolean {
+    return (
+      this.#ctx.config.allowPlaintextLoopback &&
+      isLoopback(this.#client.localAddress) &&
+      isLoopback(this.#client.remoteAddress)
+    );
+  }
+
+  /** Reads the PasswordMessage that carries the token; bytes after it are kept for the relay. */
+  #onPasswordData(chunk: Buffer): void {
+    const bytes = this.#startupBytes.length === 0 ? chunk : Buffer.concat([this.#startupBytes, chunk]);
+    this.#startupBytes = bytes;
+    if (bytes.length < 5) return;
+    if (bytes[0] !== Frontend.Password) {
+      throw new ProtocolError(`expected a password message, got message type ${describeType(bytes[0]!)}`);
+    }
+    const size = bytes.readInt32BE(1) + 1;
+    if (size < 6 || size > MAX_PASSWORD_MESSAGE) throw new ProtocolError("invalid password message length");
+    if (bytes.length < size) return;
+    if (bytes[size - 1] !== 0) throw new ProtocolError("invalid password message: no terminator");
+    const token = bytes.toString("utf8", 5, size - 1);
+    this.#startupBytes = bytes.subarray(size);
+    this.#verify(token);
+  }
+
+  #verify(token: string): void {
+    this.#phase = "verifying";
+    this.#client.pause();
+    this.#connecting = new AbortController();
+    this.#ctx.verifier!.verify(token, AbortSignal.any([this.#connecting.signal, this.#ctx.shutdown])).then(
+      (principal) => {
+        if (this.#phase !== "verifying") return;
+        this.#principal = principal;
+        this.#log = this.#log.child({ principal: principal.subject, groups: principal.groups });
+        this.#run(() => this.#admit());
+      },
+      (error: unknown) => {
+        if (this.#phase !== "verifying") return;
+        const reason = error instanceof SignInError ? error.reason : "unavailable";
+        this.#ctx.stats.signInRefused(reason);
+        const message = error instanceof SignInError ? error.message : "the token could not be checked";
+        const code = reason === "unavailable" ? "28000" : "28P01";
+        this.#refuse(new GatewayError(code, `sign-in refused: ${message}`), "refused");
+      },
+    );
+  }
+
+  /** Runs a startup step, turning what it throws into a refusal. */
+  #run(step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      this.#refuse(asGatewayError(error), error instanceof ProtocolError ? "protocol_error" : "refused");
+    }
+  }
+
+  /** The client is who it says (or identity is off): pick the target and open the upstream connection. */
+  #admit(): void {
+    const { user, parameters } = this.#startup!;
+    const targetName = parameters.get("database") || user;
     const target = this.#ctx.targets.get(targetName);
     if (target === undefined) {
       throw new GatewayError("3D000", `target "${targetName}" does not exist`, {
@@ -252,10 +372,10 @@ export class ClientSession {
       });
     }
     this.#target = target;
-    this.#log = this.#log.child({ target: target.name, user });
+    this.#log = this.#log.child({ target: target.name });
     const forwarded = new Map<string, string>();
-    for (const [k, v] of params) if (!PARAMETERS_NOT_FORWARDED.has(k)) forwarded.set(k, v);
-    this.#connect(target, forwarded, params.get("application_name") ?? "");
+    for (const [k, v] of parameters) if (!PARAMETERS_NOT_FORWARDED.has(k)) forwarded.set(k, v);
+    this.#connect(target, forwarded, parameters.get("application_name") ?? "");
   }
 
   #connect(target: Target, parameters: Map<string, string>, applicationName: string): void {
@@ -266,6 +386,7 @@ export class ClientSession {
       parameters,
       timeoutMs: this.#ctx.config.connectTimeoutMs,
       maxMessageSize: this.#ctx.config.maxMessageSize,
+      tls: this.#ctx.upstreamTls.get(target.name),
       signal: AbortSignal.any([this.#connecting.signal, this.#ctx.shutdown]),
     }).then(
       (upstream) => this.#onUpstreamReady(upstream, applicationName),
@@ -297,11 +418,12 @@ export class ClientSession {
 
     this.#client.cork();
     this.#client.write(authenticationOk());
-    for (const message of upstream.startupMessages) this.#client.write(message);
+    for (const message of upstream.startupMessages) this.#client.write(this.#hideUpstreamUser(message));
     this.#client.write(backendKeyData(this.#cancelKey.processId, this.#cancelKey.secretKey));
     this.#client.write(readyForQuery(upstream.status));
     this.#client.uncork();
     this.#phase = "relay";
+    this.#armExpiry();
     if (this.#ctx.config.idleSessionTimeoutMs > 0) {
       this.#idleTimer = setTimeout(this.#onIdle, this.#ctx.config.idleSessionTimeoutMs);
     }
@@ -368,9 +490,20 @@ export class ClientSession {
       this.#transactionStatus = message[5]!;
     } else if (type === Backend.ErrorResponse && message.indexOf(FATAL_MARK, 5) === 5) {
       this.#upstreamSentFatal = true;
+    } else if (type === Backend.ParameterStatus) {
+      this.#toClient.add(this.#hideUpstreamUser(message));
+      return;
     }
     this.#toClient.add(message);
   };
+
+  /** The server reports session_authorization (the upstream user): the client sees the name it signed in with. */
+  #hideUpstreamUser(message: Buffer): Buffer {
+    if (message[0] !== Backend.ParameterStatus || !message.subarray(5).toString("latin1").startsWith(SESSION_AUTH)) {
+      return message;
+    }
+    return parameterStatus("session_authorization", this.#startup!.user);
+  }
 
   #flushToUpstream(): void {
     const upstream = this.#upstream?.socket;
@@ -397,6 +530,37 @@ export class ClientSession {
       this.#goodbye(new GatewayError("57P05", "terminating connection due to idle-session timeout"), "idle_timeout");
     }
   };
+
+  /** A session lives no longer than its token: at expiry a running query is cancelled and the session ends. */
+  #armExpiry(): void {
+    if (this.#principal === undefined) return;
+    const remaining = this.#principal.expiresAt * 1000 - Date.now();
+    this.#expiryTimer = setTimeout(
+      () => {
+        if (this.#principal!.expiresAt * 1000 > Date.now()) return this.#armExpiry(); // a clamped long delay
+        this.#onTokenExpired();
+      },
+      Math.max(0, Math.min(remaining, 2 ** 31 - 1)),
+    );
+  }
+
+  #onTokenExpired(): void {
+    if (this.#phase !== "relay") return;
+    const upstream = this.#upstream!;
+    if (this.#pendingSyncs > 0) {
+      // Stop what is running before the Terminate, so nothing keeps running on an expired identity.
+      sendCancel(
+        { target: this.#target!, processId: upstream.processId, secretKey: upstream.secretKey },
+        this.#ctx.config.connectTimeoutMs,
+      ).catch((error: unknown) => this.#log.warn({ err: error }, "cancel at token expiry failed"));
+    }
+    this.#goodbye(
+      new GatewayError("28000", "session ended: the access token expired", {
+        hint: "Connect again with a fresh token.",
+      }),
+      "token_expired",
+    );
+  }
 
   #endIfIdle(): void {
     if (this.#phase === "relay" && this.#pendingSyncs === 0 && this.#transactionStatus === 0x49) {
@@ -478,6 +642,7 @@ export class ClientSession {
     if (this.#finished) return;
     this.#finished = true;
     clearTimeout(this.#idleTimer);
+    clearTimeout(this.#expiryTimer);
     if (this.#cancelKey) this.#ctx.cancels.revoke(this.#cancelKey);
     if (this.#upstream !== undefined) {
       this.#log.info({ reason: this.#endReason, durationMs: Date.now() - this.#startedAt }, "session ended");

@@ -20,6 +20,10 @@ export interface TestGateway {
 export interface TestGatewayOptions {
   /** Extra `proxy:` settings, e.g. tls or idleSessionTimeoutMs. */
   proxy?: Record<string, unknown>;
+  /** The `identity:` section; without it the gateway admits loopback clients without a password. */
+  identity?: Record<string, unknown>;
+  /** Target "app" settings replacing the fresh database's (url, tls). */
+  target?: { url?: string; tls?: Record<string, unknown> };
   /** Log level; "silent" unless AGENTGATE_TEST_LOG is set. */
   logLevel?: string;
 }
@@ -29,7 +33,8 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
   const db = await freshDatabase();
   const config = parseConfig({
     proxy: { listen: "127.0.0.1:0", drainTimeoutMs: 2000, ...options.proxy },
-    targets: { app: { url: db.url } },
+    identity: options.identity,
+    targets: { app: { url: db.url, ...options.target } },
   });
   const level = options.logLevel ?? process.env.AGENTGATE_TEST_LOG ?? "silent";
   const proxy = createProxy({ config, logger: pino({ level }, pino.destination(2)) });

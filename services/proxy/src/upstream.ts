@@ -1,4 +1,5 @@
 import { connect, type Socket } from "node:net";
+import { type ConnectionOptions, connect as connectTls } from "node:tls";
 import type { Target } from "@agentgate/config";
 import { Backend, MessageFramer } from "@agentgate/wire";
 import sasl from "pg/lib/crypto/sasl.js";
@@ -28,16 +29,86 @@ export interface ConnectOptions {
   parameters: ReadonlyMap<string, string>;
   timeoutMs: number;
   maxMessageSize: number;
+  /** TLS to the target (after an SSLRequest), or undefined for plain TCP. */
+  tls?: ConnectionOptions | undefined;
+  /** Aborted when the session or the gateway gives up. */
   signal?: AbortSignal | undefined;
 }
 
 /**
- * Opens a connection to the target and signs in with the credential the gateway holds (trust, password, md5 or
- * SCRAM-SHA-256). Failures are GatewayErrors safe to show the client: they never name the upstream user or password.
+ * Opens a connection to the target (TLS when configured) and signs in with the credential the gateway holds (trust,
+ * password, md5 or SCRAM-SHA-256). Failures are GatewayErrors safe to show the client: they never name the upstream
+ * user or password.
  */
-export function connectUpstream(target: Target, options: ConnectOptions): Promise<UpstreamConnection> {
+export async function connectUpstream(target: Target, options: ConnectOptions): Promise<UpstreamConnection> {
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+  const abortError = () =>
+    timeout.aborted
+      ? new GatewayError("08001", `target "${target.name}" did not accept the connection in time`)
+      : new GatewayError("57P01", "the gateway is shutting down");
+  const socket = await openTransport(target, options.tls, signal, abortError);
+  return signIn(socket, target, options, signal, abortError);
+}
+
+/** TCP, then TLS negotiated the PostgreSQL way (SSLRequest, 'S', handshake) when `tls` is set. */
+function openTransport(
+  target: Target,
+  tls: ConnectionOptions | undefined,
+  signal: AbortSignal,
+  abortError: () => GatewayError,
+): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: target.host, port: target.port, noDelay: true, keepAlive: true });
+    const raw = connect({ host: target.host, port: target.port, noDelay: true, keepAlive: true });
+    let current: Socket = raw;
+    const fail = (error: GatewayError) => {
+      signal.removeEventListener("abort", onAbort);
+      current.destroy();
+      raw.destroy();
+      reject(error);
+    };
+    const done = (socket: Socket) => {
+      signal.removeEventListener("abort", onAbort);
+      socket.removeAllListeners("error");
+      resolve(socket);
+    };
+    const onAbort = () => fail(abortError());
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    raw.once("error", (cause) =>
+      fail(new GatewayError("08001", `cannot reach target "${target.name}": ${describeSocketError(cause)}`, { cause })),
+    );
+    raw.once("connect", () => {
+      if (tls === undefined) return done(raw);
+      raw.write(serialize.requestSsl());
+      raw.once("data", (answer: Buffer) => {
+        // Anything after the 'S' would be unencrypted data injected ahead of the handshake.
+        if (answer.length !== 1 || answer[0] !== 0x53) {
+          return fail(new GatewayError("08001", `target "${target.name}" does not accept TLS connections`));
+        }
+        const secure = connectTls({ ...tls, socket: raw, host: target.host });
+        current = secure;
+        secure.once("error", (cause) =>
+          fail(
+            new GatewayError("08001", `TLS to target "${target.name}" failed: ${describeSocketError(cause)}`, {
+              cause,
+            }),
+          ),
+        );
+        secure.once("secureConnect", () => done(secure));
+      });
+    });
+  });
+}
+
+function signIn(
+  socket: Socket,
+  target: Target,
+  options: ConnectOptions,
+  signal: AbortSignal,
+  abortError: () => GatewayError,
+): Promise<UpstreamConnection> {
+  return new Promise((resolve, reject) => {
     const framer = new MessageFramer(options.maxMessageSize);
     const parser = new Parser();
     const startupMessages: Buffer[] = [];
@@ -56,14 +127,9 @@ export function connectUpstream(target: Target, options: ConnectOptions): Promis
       socket.destroy();
       reject(error);
     };
-    const onAbort = () => fail(new GatewayError("57P01", "the gateway is shutting down"));
-    const timer = setTimeout(
-      () => fail(new GatewayError("08001", `target "${target.name}" did not accept the connection in time`)),
-      options.timeoutMs,
-    );
+    const onAbort = () => fail(abortError());
     const cleanup = () => {
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
+      signal.removeEventListener("abort", onAbort);
       socket.off("data", onData);
       socket.off("error", onError);
       socket.off("close", onClose);
@@ -173,12 +239,11 @@ export function connectUpstream(target: Target, options: ConnectOptions): Promis
     socket.on("data", onData);
     socket.on("error", onError);
     socket.on("close", onClose);
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    socket.once("connect", () => {
-      const startup: Record<string, string> = { user: target.user, database: target.database };
-      for (const [k, v] of options.parameters) startup[k] = v;
-      socket.write(serialize.startup(startup));
-    });
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    const startup: Record<string, string> = { user: target.user, database: target.database };
+    for (const [k, v] of options.parameters) startup[k] = v;
+    socket.write(serialize.startup(startup));
   });
 }
 

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const bin = fileURLToPath(new URL("../bin/agentgate.js", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "agentgate-cli-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function agentgate(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      { env: { PATH: process.env.PATH, ...env }, timeout: 30_000 },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+function config(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe("agentgate proxy start-up", { timeout: 60_000 }, () => {
+  it("refuses a config with an unset ${VAR}, naming the key and not the value", async () => {
+    const path = config("unset.yaml", "targets:\n  app:\n    url: postgres://svc:${DB_PASSWORD}@127.0.0.1:1/app\n");
+    const r = await agentgate(["proxy", "--config", path]);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /invalid configuration: targets\.app\.url: environment variable DB_PASSWORD is not set/);
+  });
+
+  it("refuses a wrong type and a missing key, naming each", async () => {
+    const wrongType = await agentgate([
+      "proxy",
+      "--config",
+      config("type.yaml", "proxy:\n  listen: 6432\ntargets: {}\n"),
+    ]);
+    assert.equal(wrongType.code, 78);
+    assert.match(wrongType.stderr, /proxy\.listen: .*expected string/i);
+    const missing = await agentgate(["proxy", "--config", config("missing.yaml", "proxy:\n  listen: 127.0.0.1:0\n")]);
+    assert.equal(missing.code, 78);
+    assert.match(missing.stderr, /invalid configuration: targets: /);
+  });
+
+  it("says how to pass a config when there is none", async () => {
+    const r = await agentgate(["proxy"]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /pass --config FILE or set AGENTGATE_CONFIG/);
+  });
+
+  it("rejects an unknown command with usage", async () => {
+    const r = await agentgate(["frobnicate"]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown command "frobnicate"/);
+    assert.match(r.stderr, /usage: agentgate/);
+  });
+});

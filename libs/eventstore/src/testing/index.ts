@@ -1,0 +1,6 @@
+export {
+  createInMemoryEventStore,
+  type InMemoryEventStore,
+  type InMemoryEventStoreOptions,
+} from "../memory/event-store.ts";
+export { collect, type EventStoreFactory, eventStoreContract, testEvent } from "./contract.ts";

@@ -1,2 +1,3 @@
 export * from "./gen/agentgate/v1/common_pb.ts";
+export * from "./gen/agentgate/v1/policy_pb.ts";
 export * from "./gen/agentgate/v1/session_pb.ts";

@@ -33,6 +33,15 @@ const proxySchema = z.strictObject({
    * token is only asked for inside TLS.
    */
   allowPlaintextLoopback: z.boolean().default(false),
+  /** The policy service that decides statements; without it every statement passes (development only). */
+  policy: z
+    .strictObject({
+      /** host:port of the policy service's gRPC endpoint. */
+      address: hostPort,
+      /** A decision that takes longer refuses the statement. */
+      deadlineMs: z.number().int().min(10).default(2000),
+    })
+    .optional(),
 });
 
 const targetTlsSchema = z.strictObject({

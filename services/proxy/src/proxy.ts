@@ -4,8 +4,11 @@ import { hostname } from "node:os";
 import { createSecureContext, type SecureContext } from "node:tls";
 import { type Config, ConfigError, resolveTargets } from "@agentgate/config";
 import { createTokenVerifier, type TokenVerifier } from "@agentgate/identity";
+import { initSqlAnalysis } from "@agentgate/sql";
 import { type Logger, pino } from "pino";
 import { CancelRegistry } from "./cancel.ts";
+import { createGrpcPolicy } from "./enforce/grpc-policy.ts";
+import type { PolicyPort } from "./enforce/policy.ts";
 import { ClientSession, type SessionContext, type SessionInfo } from "./session.ts";
 import { ProxyStats } from "./stats.ts";
 import { upstreamTlsOptions } from "./upstream-tls.ts";
@@ -15,6 +18,8 @@ export interface ProxyOptions {
   logger?: Logger;
   /** Checks tokens; by default one is created from `config.identity` when the proxy starts listening. */
   verifier?: TokenVerifier;
+  /** Decides statements; by default a gRPC client of `config.proxy.policy.address`, when configured. */
+  policy?: PolicyPort;
 }
 
 /** A proxy worker: accepts PostgreSQL clients and relays each to its target. */
@@ -43,6 +48,10 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
   const targets = resolveTargets(config);
   const stats = new ProxyStats();
   let verifier = options.verifier;
+  const policyConfig = config.proxy.policy;
+  const policy =
+    options.policy ??
+    (policyConfig && createGrpcPolicy({ address: policyConfig.address, deadlineMs: policyConfig.deadlineMs, logger }));
   const ctx: SessionContext = {
     config: config.proxy,
     targets,
@@ -55,6 +64,7 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
       return verifier;
     },
     stats,
+    policy,
   };
 
   const server: Server = createServer({ noDelay: true, keepAlive: true, pauseOnConnect: false }, (socket: Socket) => {
@@ -78,6 +88,8 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
         verifier = await createTokenVerifier({ ...config.identity, allowInsecureLoopbackIssuer: true });
       }
       if (verifier === undefined) logger.warn("no identity provider configured: admitting loopback clients only");
+      if (policy === undefined) logger.warn("no policy service configured: every statement passes");
+      else await initSqlAnalysis();
       const { host, port } = splitHostPort(config.proxy.listen);
       return new Promise((resolve, reject) => {
         server.once("error", reject);
@@ -105,6 +117,7 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
         }
       }
       await stopped;
+      policy?.close();
       logger.info("proxy stopped");
     },
   };

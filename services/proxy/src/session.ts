@@ -3,6 +3,7 @@ import type { Socket } from "node:net";
 import { type ConnectionOptions, type SecureContext, TLSSocket } from "node:tls";
 import type { ProxyConfig, Target } from "@agentgate/config";
 import { type Principal, SignInError, type TokenVerifier } from "@agentgate/identity";
+import { PROTECTED_SETTINGS } from "@agentgate/sql";
 import {
   authenticationCleartextPassword,
   authenticationOk,
@@ -23,6 +24,9 @@ import {
 } from "@agentgate/wire";
 import type { Logger } from "pino";
 import { type CancelKey, type CancelRegistry, sendCancel } from "./cancel.ts";
+import { StatementGate, type Verdict } from "./enforce/gate.ts";
+import type { PolicyPort } from "./enforce/policy.ts";
+import { ResponseTracker } from "./enforce/responses.ts";
 import { GatewayError } from "./errors.ts";
 import type { ProxyStats } from "./stats.ts";
 import { connectUpstream, type UpstreamConnection } from "./upstream.ts";
@@ -41,6 +45,8 @@ export interface SessionContext {
   /** Checks agents' tokens; undefined when no identity provider is configured (loopback-only development mode). */
   readonly verifier: TokenVerifier | undefined;
   readonly stats: ProxyStats;
+  /** Decides statements; undefined when no policy service is configured (every statement passes). */
+  readonly policy: PolicyPort | undefined;
 }
 
 export interface SessionInfo {
@@ -94,6 +100,13 @@ export class ClientSession {
   #startup: { user: string; parameters: ReadonlyMap<string, string> } | undefined;
   #principal: Principal | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
+  /** Decides statements when a policy service is configured. */
+  #gate: StatementGate | undefined;
+  #tracker: ResponseTracker | undefined;
+  #deciding = false;
+  #held: [number, Buffer][] = [];
+  /** Aborted when the session ends: stops decisions and sign-in checks in flight. */
+  readonly #sessionAbort = new AbortController();
   #cancelKey: CancelKey | undefined;
   #clientFramer: MessageFramer;
   #toUpstream = new WriteBatch();
@@ -283,6 +296,10 @@ export class ClientSession {
     if (replication !== undefined && !["false", "off", "no", "0"].includes(replication.toLowerCase())) {
       throw new GatewayError("0A000", "replication connections are not supported through the gateway");
     }
+    const protectedParameter = protectedStartupSetting(packet.parameters);
+    if (protectedParameter !== undefined) {
+      throw new GatewayError("42501", `permission denied to set ${protectedParameter} at connection start`);
+    }
     this.#startup = { user, parameters: packet.parameters };
     this.#log = this.#log.child({ user });
     if (this.#ctx.verifier === undefined) {
@@ -375,7 +392,35 @@ export class ClientSession {
     this.#log = this.#log.child({ target: target.name });
     const forwarded = new Map<string, string>();
     for (const [k, v] of parameters) if (!PARAMETERS_NOT_FORWARDED.has(k)) forwarded.set(k, v);
-    this.#connect(target, forwarded, parameters.get("application_name") ?? "");
+    const policy = this.#ctx.policy;
+    if (policy === undefined) {
+      this.#connect(target, forwarded, parameters.get("application_name") ?? "");
+      return;
+    }
+    this.#phase = "connecting";
+    this.#client.pause();
+    policy
+      .readOnly(this.#principal, target.name, this.#sessionAbort.signal)
+      .catch((error: unknown) => {
+        // Unknown: fail closed. Every uncached statement is refused anyway while the service is away.
+        this.#log.warn({ err: error }, "policy service unavailable at session start: the session is read-only");
+        return true;
+      })
+      .then((readOnly) => {
+        if (this.#phase !== "connecting") return;
+        this.#gate = new StatementGate({
+          policy,
+          principal: this.#principal,
+          target: target.name,
+          sessionId: this.id,
+          readOnly,
+          logger: this.#log,
+        });
+        this.#tracker = new ResponseTracker();
+        if (readOnly) forwarded.set("default_transaction_read_only", "on");
+        this.#log.debug({ readOnly }, "policy applies to this session");
+        this.#connect(target, forwarded, parameters.get("application_name") ?? "");
+      });
   }
 
   #connect(target: Target, parameters: Map<string, string>, applicationName: string): void {
@@ -464,10 +509,62 @@ export class ClientSession {
     if (!FRONTEND_TYPES.has(type)) {
       throw new ProtocolError(`invalid frontend message type ${describeType(type)}`);
     }
+    // While a decision is on its way, later messages wait behind it, in order.
+    if (this.#deciding) this.#held.push([type, message]);
+    else this.#route(type, message);
+  };
+
+  /** Sends one client message on, after the gate's decision where it takes one. */
+  #route(type: number, message: Buffer): void {
+    const gate = this.#gate;
+    if (gate === undefined || !StatementGate.decides(type)) {
+      this.#forward(type, message, undefined);
+      return;
+    }
+    const verdict = gate.check(type, message, this.#sessionAbort.signal);
+    if (!(verdict instanceof Promise)) {
+      this.#forward(type, message, verdict);
+      return;
+    }
+    this.#deciding = true;
+    this.#client.pause();
+    this.#flushToUpstream();
+    verdict.then(
+      (decided) => {
+        if (this.#phase !== "relay") return;
+        this.#deciding = false;
+        this.#forward(type, message, decided);
+        while (!this.#deciding && this.#held.length > 0) {
+          const [t, m] = this.#held.shift()!;
+          this.#route(t, m);
+        }
+        this.#flushToUpstream();
+        if (!this.#deciding) this.#client.resume();
+      },
+      (error: unknown) => {
+        this.#log.error({ err: error }, "statement decision failed");
+        this.#goodbye(new GatewayError("XX000", "internal gateway error"), "protocol_error");
+      },
+    );
+  }
+
+  #forward(type: number, message: Buffer, verdict: Verdict | undefined): void {
+    if (this.#clientTerminated) return;
     if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) this.#pendingSyncs++;
     else if (type === Frontend.Terminate) this.#clientTerminated = true;
-    this.#toUpstream.add(message);
-  };
+    if (verdict === undefined || verdict.allowed) {
+      this.#tracker?.sent(type);
+      this.#toUpstream.add(message);
+      return;
+    }
+    if (verdict.extended) {
+      this.#tracker!.sent(Frontend.Parse, true);
+      this.#tracker!.sent(Frontend.Bind, true);
+    } else {
+      this.#tracker!.sent(type);
+    }
+    this.#toUpstream.add(verdict.replacement);
+  }
 
   #onUpstreamData = (chunk: Buffer): void => {
     if (this.#phase !== "relay") return;
@@ -484,6 +581,7 @@ export class ClientSession {
   };
 
   #onUpstreamMessage = (type: number, message: Buffer): void => {
+    if (this.#tracker !== undefined && !this.#tracker.received(type)) return; // caused by the gateway's own message
     if (type === Backend.ReadyForQuery) {
       if (this.#pendingSyncs > 0) this.#pendingSyncs--;
       if (this.#pendingSyncs === 0) this.#idleTimer?.refresh();
@@ -643,6 +741,7 @@ export class ClientSession {
     this.#finished = true;
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#expiryTimer);
+    this.#sessionAbort.abort();
     if (this.#cancelKey) this.#ctx.cancels.revoke(this.#cancelKey);
     if (this.#upstream !== undefined) {
       this.#log.info({ reason: this.#endReason, durationMs: Date.now() - this.#startedAt }, "session ended");
@@ -670,6 +769,24 @@ function writeAll(socket: Socket, parts: Buffer[]): boolean {
   for (const part of parts) ok = socket.write(part);
   socket.uncork();
   return ok;
+}
+
+/**
+ * A protected setting in the startup packet, directly or through `options` (-c name=value / --name=value): the
+ * role, the session authorization and read-only mode are the gateway's to decide, never the client's.
+ */
+function protectedStartupSetting(parameters: ReadonlyMap<string, string>): string | undefined {
+  for (const [name, value] of parameters) {
+    const key = name.toLowerCase();
+    if (PROTECTED_SETTINGS.has(key)) return key;
+    if (key === "options") {
+      for (const m of value.matchAll(/(?:-c\s*|--)([A-Za-z_.]+)\s*=/g)) {
+        const option = m[1]!.toLowerCase().replaceAll("-", "_");
+        if (PROTECTED_SETTINGS.has(option)) return option;
+      }
+    }
+  }
+  return undefined;
 }
 
 function shuttingDown(): GatewayError {

@@ -1,0 +1,165 @@
+import type { Principal } from "@agentgate/identity";
+import { type Analysis, analyze, type FunctionCatalog, SqlAnalysisError } from "@agentgate/sql";
+import { Frontend } from "@agentgate/wire";
+import type { Logger } from "pino";
+import { bindStatement, closeTarget, parseFields, queryText } from "./messages.ts";
+import type { DecideQuery, Decision, PolicyPort, StatementFacts } from "./policy.ts";
+import { refusalExtended, refusalQuery } from "./refusal.ts";
+
+/** What to send upstream instead of a client message: nothing changed, or the message that raises the refusal. */
+export type Verdict = { allowed: true } | { allowed: false; replacement: Buffer; extended: boolean };
+
+const ALLOWED: Verdict = { allowed: true };
+
+export interface GateOptions {
+  policy: PolicyPort;
+  principal: Principal | undefined;
+  target: string;
+  sessionId: string;
+  /** The principal may only read here: changing a protected setting is refused whatever the rules say. */
+  readOnly: boolean;
+  catalog?: FunctionCatalog | undefined;
+  logger: Logger;
+}
+
+/**
+ * Decides every statement of one session before it reaches the server: simple queries (every statement of a
+ * multi-statement string), Parse of the extended protocol (and Bind of a statement refused at Parse), and SQL-level
+ * PREPARE/EXECUTE (EXECUTE is judged by what was prepared). A decision is synchronous when cached.
+ */
+export class StatementGate {
+  readonly #o: GateOptions;
+  /** SQL-level PREPAREs allowed in this session, by name, to resolve EXECUTE. */
+  readonly #prepared = new Map<string, string>();
+  /** Protocol-level statements refused at Parse, by name, with the refusal to repeat on Bind. */
+  readonly #refused = new Map<string, Buffer>();
+
+  constructor(options: GateOptions) {
+    this.#o = options;
+  }
+
+  /** Whether messages of this type are decided here. */
+  static decides(type: number): boolean {
+    return type === Frontend.Query || type === Frontend.Parse || type === Frontend.Bind || type === Frontend.Close;
+  }
+
+  check(type: number, message: Buffer, signal: AbortSignal): Verdict | Promise<Verdict> {
+    switch (type) {
+      case Frontend.Query:
+        return this.#decideText(queryText(message), false, undefined, signal);
+      case Frontend.Parse: {
+        const { name, text } = parseFields(message);
+        return this.#decideText(text, true, name, signal);
+      }
+      case Frontend.Bind: {
+        const refusal = this.#refused.get(bindStatement(message));
+        return refusal === undefined ? ALLOWED : { allowed: false, replacement: refusal, extended: true };
+      }
+      case Frontend.Close: {
+        const { kind, name } = closeTarget(message);
+        if (kind === "S") this.#refused.delete(name);
+        return ALLOWED;
+      }
+      default:
+        return ALLOWED;
+    }
+  }
+
+  #decideText(
+    sql: string,
+    extended: boolean,
+    statementName: string | undefined,
+    signal: AbortSignal,
+  ): Verdict | Promise<Verdict> {
+    let analysis: Analysis;
+    try {
+      analysis = analyze(sql, { prepared: this.#prepared, catalog: this.#o.catalog });
+    } catch (error) {
+      if (!(error instanceof SqlAnalysisError)) throw error;
+      // What cannot be parsed is refused with the parser's own words, never passed through.
+      return this.#refuse(error.code, error.message, undefined, extended, statementName);
+    }
+    if (analysis.statements.length === 0) return this.#allowed(analysis, statementName);
+    if (this.#o.readOnly) {
+      const setting = analysis.statements.find((s) => s.flags.protectedSetting)?.flags.protectedSetting;
+      if (setting !== undefined) {
+        return this.#refuse(
+          "42501",
+          `permission denied: this session is read-only and ${setting} cannot be changed`,
+          undefined,
+          extended,
+          statementName,
+        );
+      }
+    }
+    const query: DecideQuery = {
+      principal: this.#o.principal,
+      target: this.#o.target,
+      sessionId: this.#o.sessionId,
+      sql,
+      statements: analysis.statements.map(facts),
+      cacheKey: analysis.cacheKey,
+    };
+    const cached = this.#o.policy.cached(query);
+    if (cached !== undefined) return this.#apply(cached, analysis, extended, statementName);
+    return this.#o.policy.decide(query, signal).then(
+      (decision) => this.#apply(decision, analysis, extended, statementName),
+      (error: unknown) => {
+        if (signal.aborted) throw error;
+        this.#o.logger.warn({ err: error }, "policy service unavailable: statement refused");
+        return this.#refuse(
+          "57P03",
+          "statement refused: the policy service is unavailable and no decision is cached",
+          "Retry when the policy service is back.",
+          extended,
+          statementName,
+        );
+      },
+    );
+  }
+
+  #apply(decision: Decision, analysis: Analysis, extended: boolean, statementName: string | undefined): Verdict {
+    if (decision.effect === "allow") return this.#allowed(analysis, statementName);
+    const rule = decision.rule === "" ? "no rule allows it" : `rule "${decision.rule}"`;
+    const message =
+      decision.effect === "require_approval"
+        ? `statement requires approval (${rule}): ${decision.reason}`
+        : `permission denied by policy (${rule}): ${decision.reason}`;
+    const hint =
+      decision.effect === "require_approval" ? "Approvals are not available yet; ask an administrator." : undefined;
+    return this.#refuse("42501", message, hint, extended, statementName);
+  }
+
+  #allowed(analysis: Analysis, statementName: string | undefined): Verdict {
+    for (const statement of analysis.statements) {
+      if (statement.flags.prepare !== undefined) this.#prepared.set(statement.flags.prepare, statement.text);
+    }
+    if (statementName !== undefined) this.#refused.delete(statementName);
+    return ALLOWED;
+  }
+
+  #refuse(
+    code: string,
+    message: string,
+    hint: string | undefined,
+    extended: boolean,
+    statementName: string | undefined,
+  ): Verdict {
+    if (!extended) return { allowed: false, replacement: refusalQuery(code, message, hint), extended: false };
+    const replacement = refusalExtended(code, message, hint);
+    if (statementName !== undefined && statementName !== "") this.#refused.set(statementName, replacement);
+    return { allowed: false, replacement, extended: true };
+  }
+}
+
+function facts(s: Analysis["statements"][number]): StatementFacts {
+  return {
+    class: s.class,
+    classes: s.classes,
+    reads: s.reads,
+    writes: s.writes,
+    functions: s.functions,
+    fingerprint: s.fingerprint,
+    protectedSetting: s.flags.protectedSetting ?? "",
+  };
+}

@@ -1,0 +1,40 @@
+import { randomBytes } from "node:crypto";
+import { Frontend } from "@agentgate/wire";
+import { serialize } from "pg-protocol";
+
+/**
+ * A refused statement is replaced by one that makes the server itself raise the refusal: the client then sees
+ * exactly what a server-side error gives it, in order with everything else in flight, and a transaction block is
+ * failed until ROLLBACK, as after any error.
+ */
+export function refusalSql(sqlstate: string, message: string, hint?: string): string {
+  const tag = `ag_${randomBytes(6).toString("hex")}`;
+  const literal = (text: string) => {
+    let q = `m${randomBytes(4).toString("hex")}`;
+    while (text.includes(`$${q}$`)) q = `m${randomBytes(4).toString("hex")}`;
+    return `$${q}$${text}$${q}$`;
+  };
+  const parts = [`ERRCODE = '${sqlstate}'`, `MESSAGE = ${literal(message)}`];
+  if (hint !== undefined) parts.push(`HINT = ${literal(hint)}`);
+  return `DO $${tag}$BEGIN RAISE EXCEPTION USING ${parts.join(", ")}; END$${tag}$`;
+}
+
+/** The simple-protocol replacement: one Query. */
+export function refusalQuery(sqlstate: string, message: string, hint?: string): Buffer {
+  return serialize.query(refusalSql(sqlstate, message, hint));
+}
+
+/**
+ * The extended-protocol replacement for a refused Parse or Bind: the unnamed statement is made to raise, bound and
+ * executed. The server answers ParseComplete and BindComplete (which the gateway swallows), then the error, and then
+ * skips the client's remaining messages up to its Sync, as it would after an error of its own.
+ */
+export function refusalExtended(sqlstate: string, message: string, hint?: string): Buffer {
+  return Buffer.concat([
+    serialize.parse({ text: refusalSql(sqlstate, message, hint) }),
+    serialize.bind({}),
+    serialize.execute({}),
+  ]);
+}
+
+export const REFUSAL_PARSE = Frontend.Parse;

@@ -1,4 +1,4 @@
 export { ConfigError } from "./errors.ts";
-export { interpolate, loadConfig, parseConfig } from "./load.ts";
+export { interpolate, loadConfig, parseConfig, readYamlFile } from "./load.ts";
 export { type Config, configSchema, type IdentityConfig, type ProxyConfig } from "./schema.ts";
 export { resolveTargets, type Target, type TargetTls } from "./target.ts";

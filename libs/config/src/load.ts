@@ -35,6 +35,11 @@ export function parseConfig(document: unknown, env: NodeJS.ProcessEnv = process.
 
 /** Reads, interpolates and validates a YAML config file. */
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  return parseConfig(readYamlFile(file), env);
+}
+
+/** Reads and parses a YAML file; errors name the file and position, never quote its content (it may hold secrets). */
+export function readYamlFile(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -52,7 +57,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
     const where = pos ? ` at line ${pos.line}, column ${pos.col}` : "";
     throw new ConfigError("", `config file ${file} is not valid YAML${where}`, { cause });
   }
-  return parseConfig(document, env);
+  return document;
 }
 
 function keyOf(path: readonly string[]): string {

@@ -1,3 +1,4 @@
+import { policyServiceSchema } from "@agentgate/policy";
 import { z } from "zod";
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, "expected host:port, e.g. 127.0.0.1:6432");
@@ -42,6 +43,17 @@ const proxySchema = z.strictObject({
       deadlineMs: z.number().int().min(10).default(2000),
     })
     .optional(),
+  /** The audit bus: every statement is recorded there, and acknowledged, before it reaches the database. */
+  audit: z
+    .strictObject({
+      /** nats:// URL(s) of the NATS JetStream cluster. */
+      nats: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+      /** A record not acknowledged within this time refuses its statement (SQLSTATE 57P03). */
+      ackTimeoutMs: z.number().int().min(10).default(2000),
+      /** Replicas of the audit stream when the proxy creates it (3 in a cluster). */
+      replicas: z.number().int().min(1).max(5).default(1),
+    })
+    .optional(),
 });
 
 const targetTlsSchema = z.strictObject({
@@ -77,6 +89,8 @@ const identitySchema = z.strictObject({
 
 export const configSchema = z.strictObject({
   proxy: proxySchema.default(proxySchema.parse({})),
+  /** The policy service (`agentgate policy`): where it listens and its rules, inline or in a file. */
+  policy: policyServiceSchema.optional(),
   /** Without it, the gateway admits only loopback clients, without a password (development only). */
   identity: identitySchema.optional(),
   targets: z.record(targetName, targetSchema).refine((t) => Object.keys(t).length > 0, "at least one target"),

@@ -1,5 +1,6 @@
 import { ConfigError } from "@agentgate/config";
 import { runDev } from "./dev.ts";
+import { runPolicy } from "./policy.ts";
 import { runProxy } from "./proxy.ts";
 import { runToken } from "./token.ts";
 import { UsageError } from "./usage.ts";
@@ -8,13 +9,14 @@ const USAGE = `usage: agentgate <command> [options]
 
 commands:
   dev                 start a demo: a throwaway PostgreSQL with sample data behind a gateway
+  policy              run the policy service from the config's policy: section (--config FILE or AGENTGATE_CONFIG)
   proxy               run a proxy worker (--config FILE or AGENTGATE_CONFIG)
   token               get an access token by client credentials (--issuer URL --client-id ID; --help)
 `;
 
 type Command = (args: string[]) => Promise<number>;
 
-const commands: Record<string, Command> = { dev: runDev, proxy: runProxy, token: runToken };
+const commands: Record<string, Command> = { dev: runDev, policy: runPolicy, proxy: runProxy, token: runToken };
 
 /** Runs one subcommand; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,27 @@
+export { READ_ONLY_CLASSES, STATEMENT_CLASSES, type StatementClass } from "./classes.ts";
+export {
+  compilePolicy,
+  type DecideInput,
+  type Decision,
+  decide,
+  type Policy,
+  type PrincipalFacts,
+  readOnly,
+  type StatementFacts,
+} from "./decide.ts";
+export { formatIssue, RulesError, type RulesIssue } from "./errors.ts";
+export { compileRelationPattern, type RelationMatcher } from "./relations.ts";
+export {
+  canonicalRules,
+  type PolicyServiceConfig,
+  parseRules,
+  parseRulesDocument,
+  parseRulesYaml,
+  policyServiceSchema,
+  type Rule,
+  type RuleEffect,
+  type RuleMatch,
+  ruleSchema,
+  rulesDocumentSchema,
+  rulesSchema,
+} from "./rules.ts";

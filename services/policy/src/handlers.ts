@@ -1,0 +1,78 @@
+import { Effect, type PolicyService, type Principal } from "@agentgate/events";
+import { Code, GrpcError, type ServiceImpl } from "@agentgate/grpc";
+import { decide, type Policy, type PrincipalFacts, type RuleEffect, readOnly } from "@agentgate/policy";
+import type { Logger } from "pino";
+
+/** The policy in force, and a way to wait for the next one. */
+export interface ActivePolicy {
+  readonly current: Policy;
+  /** Resolves when another policy is activated, or when `signal` aborts. */
+  changed(signal: AbortSignal): Promise<void>;
+}
+
+const EFFECTS: Record<RuleEffect, Effect> = {
+  allow: Effect.ALLOW,
+  deny: Effect.DENY,
+  require_approval: Effect.REQUIRE_APPROVAL,
+};
+
+/** The PolicyService RPCs over the active policy. */
+export function policyHandlers(active: ActivePolicy, logger: Logger): ServiceImpl<typeof PolicyService> {
+  return {
+    async decide(request) {
+      const principal = principalOf(request.principal);
+      const target = targetOf(request.target);
+      const policy = active.current; // one revision for the whole request
+      const decision = decide(policy, { principal, target, statements: request.statements });
+      logger.debug(
+        {
+          sessionId: request.sessionId,
+          subject: principal.subject,
+          target,
+          effect: decision.effect,
+          rule: decision.rule,
+          revision: policy.revision,
+        },
+        "decided",
+      );
+      return {
+        effect: EFFECTS[decision.effect],
+        rule: decision.rule ?? "",
+        reason: decision.reason,
+        revision: policy.revision,
+        approverGroups: decision.approverGroups,
+        approvalsRequired: decision.approvalsRequired,
+      };
+    },
+
+    async describeSession(request) {
+      const policy = active.current;
+      const principal = principalOf(request.principal);
+      return { readOnly: readOnly(policy, principal, targetOf(request.target)), revision: policy.revision };
+    },
+
+    // Sends the revision in force, then each new one; a subscriber that falls behind gets the latest, not every one.
+    async *watchRevision(_request, { signal }) {
+      let sent: string | undefined;
+      while (!signal.aborted) {
+        const { revision } = active.current;
+        if (revision !== sent) {
+          sent = revision;
+          yield { revision };
+        } else {
+          await active.changed(signal);
+        }
+      }
+    },
+  };
+}
+
+function principalOf(principal: Principal | undefined): PrincipalFacts {
+  if (principal === undefined) throw new GrpcError(Code.INVALID_ARGUMENT, "principal is required");
+  return { subject: principal.subject, groups: principal.groups };
+}
+
+function targetOf(target: string): string {
+  if (target === "") throw new GrpcError(Code.INVALID_ARGUMENT, "target is required");
+  return target;
+}

@@ -1,0 +1,7 @@
+export { revisionOf } from "./revision.ts";
+export {
+  createPolicyService,
+  type PolicyServer,
+  type PolicyServiceOptions,
+  type ReloadResult,
+} from "./service.ts";

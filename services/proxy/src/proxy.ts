@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
 import { hostname } from "node:os";
 import { createSecureContext, type SecureContext } from "node:tls";
+import { type AuditPublisher, createAuditPublisher } from "@agentgate/bus";
 import { type Config, ConfigError, resolveTargets } from "@agentgate/config";
 import { createTokenVerifier, type TokenVerifier } from "@agentgate/identity";
 import { initSqlAnalysis } from "@agentgate/sql";
@@ -20,6 +21,8 @@ export interface ProxyOptions {
   verifier?: TokenVerifier;
   /** Decides statements; by default a gRPC client of `config.proxy.policy.address`, when configured. */
   policy?: PolicyPort;
+  /** Records statements; by default a JetStream publisher to `config.proxy.audit.nats`, when configured. */
+  publisher?: AuditPublisher;
 }
 
 /** A proxy worker: accepts PostgreSQL clients and relays each to its target. */
@@ -48,6 +51,7 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
   const targets = resolveTargets(config);
   const stats = new ProxyStats();
   let verifier = options.verifier;
+  let publisher = options.publisher;
   const policyConfig = config.proxy.policy;
   const policy =
     options.policy ??
@@ -65,6 +69,10 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
     },
     stats,
     policy,
+    get publisher() {
+      return publisher;
+    },
+    workerId,
   };
 
   const server: Server = createServer({ noDelay: true, keepAlive: true, pauseOnConnect: false }, (socket: Socket) => {
@@ -88,6 +96,16 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
         verifier = await createTokenVerifier({ ...config.identity, allowInsecureLoopbackIssuer: true });
       }
       if (verifier === undefined) logger.warn("no identity provider configured: admitting loopback clients only");
+      const audit = config.proxy.audit;
+      if (publisher === undefined && audit !== undefined) {
+        publisher = await createAuditPublisher({
+          servers: audit.nats,
+          ackTimeoutMs: audit.ackTimeoutMs,
+          replicas: audit.replicas,
+          onStatus: (status) => logger.info({ status: status.type }, "audit bus connection"),
+        });
+      }
+      if (publisher === undefined) logger.warn("no audit bus configured: statements are not recorded");
       if (policy === undefined) logger.warn("no policy service configured: every statement passes");
       else await initSqlAnalysis();
       const { host, port } = splitHostPort(config.proxy.listen);
@@ -118,6 +136,7 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
       }
       await stopped;
       policy?.close();
+      if (options.publisher === undefined) await publisher?.close();
       logger.info("proxy stopped");
     },
   };

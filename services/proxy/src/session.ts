@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
 import { type ConnectionOptions, type SecureContext, TLSSocket } from "node:tls";
+import type { AuditPublisher } from "@agentgate/bus";
 import type { ProxyConfig, Target } from "@agentgate/config";
+import { SessionEndReason } from "@agentgate/events";
 import { type Principal, SignInError, type TokenVerifier } from "@agentgate/identity";
 import { PROTECTED_SETTINGS } from "@agentgate/sql";
 import {
@@ -23,11 +25,15 @@ import {
   WriteBatch,
 } from "@agentgate/wire";
 import type { Logger } from "pino";
+import { type CompletedStatement, type ReceivedStatement, SessionAudit } from "./audit.ts";
 import { type CancelKey, type CancelRegistry, sendCancel } from "./cancel.ts";
-import { StatementGate, type Verdict } from "./enforce/gate.ts";
+import { type Judgement, StatementGate, type Verdict } from "./enforce/gate.ts";
+import { bindParameters, bindStatement, parseFields, queryText } from "./enforce/messages.ts";
 import type { PolicyPort } from "./enforce/policy.ts";
+import { refusalExtended, refusalQuery } from "./enforce/refusal.ts";
 import { ResponseTracker } from "./enforce/responses.ts";
 import { GatewayError } from "./errors.ts";
+import { OutcomeTracker } from "./outcomes.ts";
 import type { ProxyStats } from "./stats.ts";
 import { connectUpstream, type UpstreamConnection } from "./upstream.ts";
 
@@ -47,6 +53,9 @@ export interface SessionContext {
   readonly stats: ProxyStats;
   /** Decides statements; undefined when no policy service is configured (every statement passes). */
   readonly policy: PolicyPort | undefined;
+  /** The audit bus; undefined when none is configured (nothing is recorded). */
+  readonly publisher: AuditPublisher | undefined;
+  readonly workerId: string;
 }
 
 export interface SessionInfo {
@@ -67,6 +76,16 @@ type EndReason =
   | "idle_timeout"
   | "token_expired"
   | "refused";
+
+const END_REASONS: Record<EndReason, SessionEndReason> = {
+  client_closed: SessionEndReason.CLIENT_CLOSED,
+  upstream_closed: SessionEndReason.UPSTREAM_CLOSED,
+  protocol_error: SessionEndReason.PROTOCOL_ERROR,
+  shutdown: SessionEndReason.SHUTDOWN,
+  idle_timeout: SessionEndReason.IDLE_TIMEOUT,
+  token_expired: SessionEndReason.TOKEN_EXPIRED,
+  refused: SessionEndReason.UNSPECIFIED,
+};
 
 const SSL_YES = Buffer.from("S");
 const SSL_NO = Buffer.from("N");
@@ -105,6 +124,11 @@ export class ClientSession {
   #tracker: ResponseTracker | undefined;
   #deciding = false;
   #held: [number, Buffer][] = [];
+  /** The audit trail on the bus; undefined when no bus is configured. */
+  readonly #audit: SessionAudit | undefined;
+  #outcomes: OutcomeTracker | undefined;
+  /** Protocol-level statements by name: their SQL and judgement, for the audit record of each Bind. */
+  readonly #parsed = new Map<string, { sql: string; judgement: Judgement | undefined; refused: boolean }>();
   /** Aborted when the session ends: stops decisions and sign-in checks in flight. */
   readonly #sessionAbort = new AbortController();
   #cancelKey: CancelKey | undefined;
@@ -127,6 +151,16 @@ export class ClientSession {
     this.#ctx = ctx;
     this.#client = client;
     this.#clientFramer = new MessageFramer(ctx.config.maxMessageSize);
+    if (ctx.publisher !== undefined) {
+      this.#audit = new SessionAudit({
+        publisher: ctx.publisher,
+        sessionId: this.id,
+        workerId: ctx.workerId,
+        logger: ctx.logger,
+      });
+      this.#outcomes = new OutcomeTracker();
+      this.#tracker = new ResponseTracker();
+    }
     this.#log = ctx.logger.child({ session: this.id, client: `${client.remoteAddress}:${client.remotePort}` });
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
@@ -310,7 +344,7 @@ export class ClientSession {
       return;
     }
     if (!(this.#client instanceof TLSSocket) && !this.#plaintextAllowed()) {
-      this.#ctx.stats.signInRefused("no_tls");
+      this.#signInRefused("no_tls");
       throw new GatewayError("28000", "TLS is required to sign in with a token", {
         hint: "Connect with sslmode=require.",
       });
@@ -320,6 +354,16 @@ export class ClientSession {
     const early = this.#startupBytes;
     this.#startupBytes = Buffer.alloc(0);
     if (early.length > 0) this.#onPasswordData(early);
+  }
+
+  /** Counts and records a refused sign-in (never the token). */
+  #signInRefused(reason: string): void {
+    this.#ctx.stats.signInRefused(reason);
+    this.#audit?.signInRefused(
+      reason,
+      `${this.#client.remoteAddress}:${this.#client.remotePort}`,
+      this.#startup?.user ?? "",
+    );
   }
 
   #plaintextAllowed(): boolean {
@@ -361,7 +405,7 @@ export class ClientSession {
       (error: unknown) => {
         if (this.#phase !== "verifying") return;
         const reason = error instanceof SignInError ? error.reason : "unavailable";
-        this.#ctx.stats.signInRefused(reason);
+        this.#signInRefused(reason);
         const message = error instanceof SignInError ? error.message : "the token could not be checked";
         const code = reason === "unavailable" ? "28000" : "28P01";
         this.#refuse(new GatewayError(code, `sign-in refused: ${message}`), "refused");
@@ -390,6 +434,7 @@ export class ClientSession {
     }
     this.#target = target;
     this.#log = this.#log.child({ target: target.name });
+    this.#audit?.identify(this.#principal, target.name);
     const forwarded = new Map<string, string>();
     for (const [k, v] of parameters) if (!PARAMETERS_NOT_FORWARDED.has(k)) forwarded.set(k, v);
     const policy = this.#ctx.policy;
@@ -416,7 +461,7 @@ export class ClientSession {
           readOnly,
           logger: this.#log,
         });
-        this.#tracker = new ResponseTracker();
+        this.#tracker ??= new ResponseTracker();
         if (readOnly) forwarded.set("default_transaction_read_only", "on");
         this.#log.debug({ readOnly }, "policy applies to this session");
         this.#connect(target, forwarded, parameters.get("application_name") ?? "");
@@ -460,11 +505,38 @@ export class ClientSession {
     socket.on("error", this.#onUpstreamError);
     socket.on("close", this.#onUpstreamClose);
     socket.on("drain", this.#onUpstreamDrain);
+    const started = this.#audit?.sessionStarted({
+      clientAddress: `${this.#client.remoteAddress}:${this.#client.remotePort}`,
+      applicationName,
+      tls: this.#client instanceof TLSSocket,
+    });
+    if (started === undefined) {
+      this.#enterRelay(upstream, applicationName);
+      return;
+    }
+    started.then(
+      () => {
+        if (this.#phase === "connecting") this.#enterRelay(upstream, applicationName);
+      },
+      (error: unknown) => {
+        if (this.#phase !== "connecting") return;
+        this.#log.error({ err: error }, "audit record of the session not stored: session refused");
+        endSocket(upstream.socket, TERMINATE);
+        this.#refuse(
+          new GatewayError("57P03", "the audit log is unavailable; the gateway accepts no sessions until it is back"),
+          "refused",
+        );
+      },
+    );
+  }
 
+  /** Tells the client it is in, then relays. */
+  #enterRelay(upstream: UpstreamConnection, applicationName: string): void {
+    const socket = upstream.socket;
     this.#client.cork();
     this.#client.write(authenticationOk());
     for (const message of upstream.startupMessages) this.#client.write(this.#hideUpstreamUser(message));
-    this.#client.write(backendKeyData(this.#cancelKey.processId, this.#cancelKey.secretKey));
+    this.#client.write(backendKeyData(this.#cancelKey!.processId, this.#cancelKey!.secretKey));
     this.#client.write(readyForQuery(upstream.status));
     this.#client.uncork();
     this.#phase = "relay";
@@ -514,42 +586,78 @@ export class ClientSession {
     else this.#route(type, message);
   };
 
-  /** Sends one client message on, after the gate's decision where it takes one. */
+  /**
+   * Sends one client message on, after the gate's decision where it takes one and, for statements, after the audit
+   * record of it is stored (write-ahead). Either may take a round trip; later messages wait behind it, in order.
+   */
   #route(type: number, message: Buffer): void {
     const gate = this.#gate;
-    if (gate === undefined || !StatementGate.decides(type)) {
-      this.#forward(type, message, undefined);
-      return;
-    }
-    const verdict = gate.check(type, message, this.#sessionAbort.signal);
-    if (!(verdict instanceof Promise)) {
+    const verdict =
+      gate !== undefined && StatementGate.decides(type)
+        ? gate.check(type, message, this.#sessionAbort.signal)
+        : undefined;
+    const audited = this.#audit !== undefined && (type === Frontend.Query || type === Frontend.Bind);
+    if (!audited && !(verdict instanceof Promise)) {
       this.#forward(type, message, verdict);
       return;
     }
     this.#deciding = true;
     this.#client.pause();
     this.#flushToUpstream();
-    verdict.then(
-      (decided) => {
-        if (this.#phase !== "relay") return;
-        this.#deciding = false;
-        this.#forward(type, message, decided);
-        while (!this.#deciding && this.#held.length > 0) {
-          const [t, m] = this.#held.shift()!;
-          this.#route(t, m);
+    Promise.resolve(verdict)
+      .then((decided) => (audited ? this.#recordReceived(type, message, decided) : decided))
+      .then(
+        (decided) => {
+          if (this.#phase !== "relay") return;
+          this.#deciding = false;
+          this.#forward(type, message, decided);
+          while (!this.#deciding && this.#held.length > 0) {
+            const [t, m] = this.#held.shift()!;
+            this.#route(t, m);
+          }
+          this.#flushToUpstream();
+          if (!this.#deciding) this.#client.resume();
+        },
+        (error: unknown) => {
+          this.#log.error({ err: error }, "statement decision failed");
+          this.#goodbye(new GatewayError("XX000", "internal gateway error"), "protocol_error");
+        },
+      );
+  }
+
+  /** Writes StatementReceived and waits for the bus to store it; if it cannot, the statement is refused. */
+  async #recordReceived(type: number, message: Buffer, verdict: Verdict | undefined): Promise<Verdict | undefined> {
+    const refused = verdict !== undefined && !verdict.allowed;
+    const extended = type === Frontend.Bind;
+    const parsed = extended ? this.#parsed.get(bindStatement(message)) : undefined;
+    const statement: ReceivedStatement = extended
+      ? {
+          sql: parsed?.sql ?? "",
+          parameters: bindParameters(message),
+          protocol: "extended",
+          judgement: verdict?.judgement ?? parsed?.judgement,
         }
-        this.#flushToUpstream();
-        if (!this.#deciding) this.#client.resume();
-      },
-      (error: unknown) => {
-        this.#log.error({ err: error }, "statement decision failed");
-        this.#goodbye(new GatewayError("XX000", "internal gateway error"), "protocol_error");
-      },
-    );
+      : { sql: queryText(message), parameters: [], protocol: "simple", judgement: verdict?.judgement };
+    try {
+      const id = await this.#audit!.received(statement);
+      this.#outcomes!.began(id, extended, refused || (parsed?.refused ?? false));
+      return verdict;
+    } catch (error) {
+      this.#log.error({ err: error }, "audit record not stored: statement refused");
+      const why = "statement refused: the audit log did not confirm the record in time";
+      const hint = "Nothing was run. Retry when the audit bus is back.";
+      return extended
+        ? { allowed: false, replacement: refusalExtended("57P03", why, hint), extended: true }
+        : { allowed: false, replacement: refusalQuery("57P03", why, hint), extended: false };
+    }
   }
 
   #forward(type: number, message: Buffer, verdict: Verdict | undefined): void {
     if (this.#clientTerminated) return;
+    if (type === Frontend.Parse && this.#audit !== undefined) {
+      const { name, text } = parseFields(message);
+      this.#parsed.set(name, { sql: text, judgement: verdict?.judgement, refused: verdict?.allowed === false });
+    }
     if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) this.#pendingSyncs++;
     else if (type === Frontend.Terminate) this.#clientTerminated = true;
     if (verdict === undefined || verdict.allowed) {
@@ -582,6 +690,7 @@ export class ClientSession {
 
   #onUpstreamMessage = (type: number, message: Buffer): void => {
     if (this.#tracker !== undefined && !this.#tracker.received(type)) return; // caused by the gateway's own message
+    this.#outcomes?.received(type, message, this.#onCompleted);
     if (type === Backend.ReadyForQuery) {
       if (this.#pendingSyncs > 0) this.#pendingSyncs--;
       if (this.#pendingSyncs === 0) this.#idleTimer?.refresh();
@@ -593,6 +702,10 @@ export class ClientSession {
       return;
     }
     this.#toClient.add(message);
+  };
+
+  #onCompleted = (statementId: string, outcome: CompletedStatement): void => {
+    this.#audit?.completed(statementId, outcome);
   };
 
   /** The server reports session_authorization (the upstream user): the client sees the name it signed in with. */
@@ -745,6 +858,7 @@ export class ClientSession {
     if (this.#cancelKey) this.#ctx.cancels.revoke(this.#cancelKey);
     if (this.#upstream !== undefined) {
       this.#log.info({ reason: this.#endReason, durationMs: Date.now() - this.#startedAt }, "session ended");
+      this.#audit?.sessionEnded(END_REASONS[this.#endReason ?? "client_closed"], this.#endReason ?? "");
     }
     this.#resolveClosed();
   }

@@ -6,8 +6,17 @@ import { bindStatement, closeTarget, parseFields, queryText } from "./messages.t
 import type { DecideQuery, Decision, PolicyPort, StatementFacts } from "./policy.ts";
 import { refusalExtended, refusalQuery } from "./refusal.ts";
 
+/** What the gate learnt about a statement, for the audit record. */
+export interface Judgement {
+  statements: StatementFacts[];
+  fingerprint: string;
+  decision: Decision | undefined;
+}
+
 /** What to send upstream instead of a client message: nothing changed, or the message that raises the refusal. */
-export type Verdict = { allowed: true } | { allowed: false; replacement: Buffer; extended: boolean };
+export type Verdict =
+  | { allowed: true; judgement?: Judgement }
+  | { allowed: false; replacement: Buffer; extended: boolean; judgement?: Judgement };
 
 const ALLOWED: Verdict = { allowed: true };
 
@@ -100,19 +109,26 @@ export class StatementGate {
       statements: analysis.statements.map(facts),
       cacheKey: analysis.cacheKey,
     };
+    const judged = (decision: Decision | undefined, verdict: Verdict): Verdict => ({
+      ...verdict,
+      judgement: { statements: query.statements, fingerprint: analysis.fingerprint, decision },
+    });
     const cached = this.#o.policy.cached(query);
-    if (cached !== undefined) return this.#apply(cached, analysis, extended, statementName);
+    if (cached !== undefined) return judged(cached, this.#apply(cached, analysis, extended, statementName));
     return this.#o.policy.decide(query, signal).then(
-      (decision) => this.#apply(decision, analysis, extended, statementName),
+      (decision) => judged(decision, this.#apply(decision, analysis, extended, statementName)),
       (error: unknown) => {
         if (signal.aborted) throw error;
         this.#o.logger.warn({ err: error }, "policy service unavailable: statement refused");
-        return this.#refuse(
-          "57P03",
-          "statement refused: the policy service is unavailable and no decision is cached",
-          "Retry when the policy service is back.",
-          extended,
-          statementName,
+        return judged(
+          undefined,
+          this.#refuse(
+            "57P03",
+            "statement refused: the policy service is unavailable and no decision is cached",
+            "Retry when the policy service is back.",
+            extended,
+            statementName,
+          ),
         );
       },
     );

@@ -31,3 +31,41 @@ export function bindStatement(message: Buffer): string {
 export function closeTarget(message: Buffer): { kind: "S" | "P"; name: string } {
   return { kind: message[5] === 0x53 ? "S" : "P", name: message.toString("utf8", 6, stringEnd(message, 6, "Close")) };
 }
+
+/**
+ * Bind: the parameter values as the audit records them: text as sent, binary as "base64:…", NULL as "NULL".
+ * A Bind too short for what it declares is a ProtocolError.
+ */
+export function bindParameters(message: Buffer): string[] {
+  const portalEnd = stringEnd(message, 5, "Bind");
+  let offset = stringEnd(message, portalEnd + 1, "Bind") + 1;
+  const need = (n: number) => {
+    if (offset + n > message.length) throw new ProtocolError("invalid Bind message: truncated");
+  };
+  need(2);
+  const formatCount = message.readInt16BE(offset);
+  offset += 2;
+  need(formatCount * 2);
+  const formats: number[] = [];
+  for (let i = 0; i < formatCount; i++) formats.push(message.readInt16BE(offset + i * 2));
+  offset += formatCount * 2;
+  need(2);
+  const count = message.readInt16BE(offset);
+  offset += 2;
+  const values: string[] = [];
+  for (let i = 0; i < count; i++) {
+    need(4);
+    const length = message.readInt32BE(offset);
+    offset += 4;
+    if (length < 0) {
+      values.push("NULL");
+      continue;
+    }
+    need(length);
+    const binary = (formats.length === 1 ? formats[0] : formats[i]) === 1;
+    const value = message.subarray(offset, offset + length);
+    values.push(binary ? `base64:${value.toString("base64")}` : value.toString("utf8"));
+    offset += length;
+  }
+  return values;
+}

@@ -1,0 +1,23 @@
+export {
+  AUDIT_STREAM,
+  AUDIT_SUBJECT_PREFIX,
+  AUDIT_SUBJECTS,
+  type AuditStreamOptions,
+  auditSubject,
+  DUPLICATE_WINDOW_MS,
+  ensureAuditStream,
+  POLICY_SUBJECT,
+  sessionIdOfSubject,
+  storeStreamOfSubject,
+  TYPE_HEADER,
+} from "./contract.ts";
+export { BusError, type BusErrorCode } from "./errors.ts";
+export {
+  type AuditEvent,
+  type AuditEventType,
+  decodeEvent,
+  EVENT_TYPES,
+  isAuditEventType,
+  metaOf,
+} from "./event-types.ts";
+export { type AuditPublisher, type AuditPublisherOptions, createAuditPublisher } from "./publisher.ts";

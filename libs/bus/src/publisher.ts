@@ -1,0 +1,53 @@
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { headers } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import { auditSubject, ensureAuditStream, TYPE_HEADER } from "./contract.ts";
+
+export interface AuditPublisherOptions {
+  /** nats://host:port, one or more. */
+  servers: string | string[];
+  /** A publish not acknowledged within this time fails (the proxy then refuses the statement). */
+  ackTimeoutMs: number;
+  /** Stream replicas when the publisher creates the stream. */
+  replicas?: number;
+  /** Called with connection status changes, for logs. */
+  onStatus?: (status: { type: string; data?: unknown }) => void;
+}
+
+/** Publishes audit events to JetStream and resolves only once the stream has stored them. */
+export interface AuditPublisher {
+  publish(sessionId: string, typeName: string, eventId: string, data: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects, makes sure the audit stream exists as configured, and returns a publisher. Publishes are not serialised:
+ * every session's events are in flight at once and acknowledged independently (pipelined acks). While the server is
+ * unreachable the client keeps reconnecting, and publishes fail after `ackTimeoutMs`.
+ */
+export async function createAuditPublisher(options: AuditPublisherOptions): Promise<AuditPublisher> {
+  const nc = await connect({
+    servers: options.servers,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    name: "agentgate-proxy",
+  });
+  if (options.onStatus) {
+    const onStatus = options.onStatus;
+    (async () => {
+      for await (const status of nc.status()) onStatus(status);
+    })().catch(() => undefined);
+  }
+  await ensureAuditStream(await jetstreamManager(nc), { replicas: options.replicas ?? 1 });
+  const js = jetstream(nc);
+  return {
+    async publish(sessionId, typeName, eventId, data) {
+      const h = headers();
+      h.set(TYPE_HEADER, typeName);
+      await js.publish(auditSubject(sessionId), data, { msgID: eventId, headers: h, timeout: options.ackTimeoutMs });
+    },
+    async close() {
+      await nc.drain();
+    },
+  };
+}

@@ -36,9 +36,14 @@ export function analyze(sql: string, options: AnalyzeOptions = {}): Analysis {
   const raws = sql === "" ? [] : (parse(sql).stmts ?? []);
   const session = createSession(options);
   const source = sourceText(sql);
-  const statements = raws.map((raw) => analyzeStatement(raw, source, session));
+  const fingerprints = options.fingerprints ?? true;
+  const statements = raws.map((raw) => analyzeStatement(raw, source, session, fingerprints));
   const fingerprint =
-    statements.length === 0 ? "" : statements.length === 1 ? statements[0]!.fingerprint : fingerprintOf(sql);
+    !fingerprints || statements.length === 0
+      ? ""
+      : statements.length === 1
+        ? statements[0]!.fingerprint
+        : fingerprintOf(sql);
   return {
     statements,
     class: maxClass(statements.map((s) => s.class)),
@@ -55,7 +60,12 @@ function parse(sql: string): ParseResult {
   }
 }
 
-function analyzeStatement(raw: RawStmt, source: SourceText, session: Session): StatementAnalysis {
+function analyzeStatement(
+  raw: RawStmt,
+  source: SourceText,
+  session: Session,
+  fingerprints: boolean,
+): StatementAnalysis {
   const start = raw.stmt_location ?? 0;
   const text = source.slice(start, raw.stmt_len === undefined || raw.stmt_len === 0 ? undefined : start + raw.stmt_len);
   const facts = newFacts();
@@ -67,10 +77,10 @@ function analyzeStatement(raw: RawStmt, source: SourceText, session: Session): S
     }
     throw error;
   }
-  return finish(raw.stmt === undefined ? "" : (nodeTag(raw.stmt) ?? ""), facts, text);
+  return finish(raw.stmt === undefined ? "" : (nodeTag(raw.stmt) ?? ""), facts, text, fingerprints);
 }
 
-function finish(kind: string, facts: Facts, text: string): StatementAnalysis {
+function finish(kind: string, facts: Facts, text: string, fingerprints: boolean): StatementAnalysis {
   if (facts.reads.size > 0) facts.classes.add("read");
   const classes = sortClasses(facts.classes.size === 0 ? ["read"] : facts.classes);
   const flags: StatementFlags = { ...facts.flags };
@@ -84,7 +94,7 @@ function finish(kind: string, facts: Facts, text: string): StatementAnalysis {
     writes: [...facts.writes].sort(),
     columns: [...facts.columns].sort(),
     functions: [...facts.functions].sort(),
-    fingerprint: fingerprintOf(text),
+    fingerprint: fingerprints ? fingerprintOf(text) : "",
     text,
     flags,
   };
@@ -96,7 +106,8 @@ function cacheKey(fingerprint: string, statements: readonly StatementAnalysis[])
   return `${fingerprint}:${JSON.stringify(facts)}`;
 }
 
-function fingerprintOf(sql: string): string {
+/** libpg-query's fingerprint of a SQL string (constants removed); throws SqlAnalysisError when it cannot. */
+export function fingerprintOf(sql: string): string {
   let fingerprint: string;
   try {
     fingerprint = fingerprintSync(sql);

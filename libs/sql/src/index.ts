@@ -1,4 +1,4 @@
-export { analyze, initSqlAnalysis } from "./analyze.ts";
+export { analyze, fingerprintOf, initSqlAnalysis } from "./analyze.ts";
 export { classRank, maxClass, STATEMENT_CLASSES, type StatementClass } from "./classes.ts";
 export { SqlAnalysisError, type SqlAnalysisErrorCode } from "./errors.ts";
 export type {

@@ -81,4 +81,9 @@ export interface AnalyzeOptions {
    * statement (a StatementAnalysis `text` whose `flags.prepare` is the name). Resolves EXECUTE.
    */
   prepared?: ReadonlyMap<string, string>;
+  /**
+   * Compute fingerprints (default true). Each costs a second parse inside libpg-query; decisions do not need them
+   * (the cache key without them is the facts alone, which is what a decision depends on), the audit record does.
+   */
+  fingerprints?: boolean;
 }

@@ -11,10 +11,20 @@ import {
   StatementReceivedSchema,
 } from "@agentgate/events";
 import type { Principal } from "@agentgate/identity";
+import { fingerprintOf } from "@agentgate/sql";
 import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
 import type { Judgement } from "./enforce/gate.ts";
+
+/** The statement's fingerprint for the record; text the parser rejects has none. */
+function fingerprintOrEmpty(sql: string): string {
+  try {
+    return sql === "" ? "" : fingerprintOf(sql);
+  } catch {
+    return "";
+  }
+}
 
 const EFFECTS = { allow: Effect.ALLOW, deny: Effect.DENY, require_approval: Effect.REQUIRE_APPROVAL } as const;
 
@@ -118,7 +128,7 @@ export class SessionAudit {
         sql: statement.sql,
         parameters: statement.parameters,
         protocol: statement.protocol,
-        fingerprint: j?.fingerprint ?? "",
+        fingerprint: j?.fingerprint || fingerprintOrEmpty(statement.sql),
         statements: j?.statements ?? [],
         effect: decision ? EFFECTS[decision.effect] : Effect.UNSPECIFIED,
         rule: decision?.rule ?? "",

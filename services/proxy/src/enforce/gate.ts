@@ -82,7 +82,8 @@ export class StatementGate {
   ): Verdict | Promise<Verdict> {
     let analysis: Analysis;
     try {
-      analysis = analyze(sql, { prepared: this.#prepared, catalog: this.#o.catalog });
+      // No fingerprints here: a decision depends on the facts alone, and each fingerprint costs a second parse.
+      analysis = analyze(sql, { prepared: this.#prepared, catalog: this.#o.catalog, fingerprints: false });
     } catch (error) {
       if (!(error instanceof SqlAnalysisError)) throw error;
       // What cannot be parsed is refused with the parser's own words, never passed through.

@@ -10,11 +10,15 @@ export const gatewayEntry = fileURLToPath(new URL("../services/cli/bin/agentgate
 /** The database name clients use to reach the benchmark target through the gateway. */
 export const gatewayTarget = "bench";
 
-/** The gateway's YAML configuration: one listener, one target. Strings are written as JSON, which YAML accepts. */
-export function gatewayConfig(port: number, upstreamUrl: string): string {
+/**
+ * The gateway's YAML configuration: one listener, one target, and any extra `proxy:` lines (already indented).
+ * Strings are written as JSON, which YAML accepts.
+ */
+export function gatewayConfig(port: number, upstreamUrl: string, extraProxy: string[] = []): string {
   return [
     "proxy:",
     `  listen: ${JSON.stringify(`127.0.0.1:${port}`)}`,
+    ...extraProxy,
     "targets:",
     `  ${gatewayTarget}:`,
     `    url: ${JSON.stringify(upstreamUrl)}`,
@@ -23,13 +27,13 @@ export function gatewayConfig(port: number, upstreamUrl: string): string {
 }
 
 /** Starts `agentgate proxy` as a separate process; its pino log goes to a file in a temp dir that `stop()` removes. */
-export async function startGateway(upstreamUrl: string): Promise<Server> {
+export async function startGateway(upstreamUrl: string, extraProxy: string[] = []): Promise<Server> {
   const { path: dir, remove: cleanup } = makeTempDir("agentgate-gateway-");
   try {
     const port = await freePort();
     const configPath = join(dir, "agentgate.yaml");
     const logPath = join(dir, "gateway.log");
-    writeFileSync(configPath, gatewayConfig(port, upstreamUrl), { mode: 0o600 });
+    writeFileSync(configPath, gatewayConfig(port, upstreamUrl, extraProxy), { mode: 0o600 });
     const log = openSync(logPath, "w");
     // Not unprivileged (it is our own code), but tied to our lifetime: it dies with us even if we are killed.
     const child = spawnServer(process.execPath, [gatewayEntry, "proxy", "--config", configPath], {

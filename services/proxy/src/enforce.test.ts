@@ -87,13 +87,13 @@ async function connectAs(clientId: string): Promise<pg.Client> {
   return client;
 }
 
-async function outcome(p: Promise<unknown>): Promise<{ code?: string; message?: string } | "ok"> {
+async function outcome(p: Promise<unknown>): Promise<{ code?: string; message?: string; where?: string } | "ok"> {
   try {
     await p;
     return "ok";
   } catch (error) {
-    const e = error as { code?: string; message?: string };
-    return { code: e.code, message: e.message };
+    const e = error as { code?: string; message?: string; where?: string };
+    return { code: e.code, message: e.message, where: e.where };
   }
 }
 
@@ -204,6 +204,7 @@ describe("a read-only principal", { timeout: 180_000 }, () => {
       const refused = await outcome(reader.query("DELETE FROM t"));
       assert.ok(refused !== "ok" && refused.code === "42501");
       assert.match(refused.message ?? "", /permission denied by policy/);
+      assert.equal(refused.where, undefined, "no PL/pgSQL context in a refusal");
       const next = await outcome(reader.query("SELECT 1"));
       assert.ok(next !== "ok" && next.code === "25P02");
       await reader.query("ROLLBACK");
@@ -220,6 +221,7 @@ describe("a read-only principal", { timeout: 180_000 }, () => {
       assert.ok(named !== "ok" && named.code === "42501");
       const again = await outcome(reader.query({ name: "wipe", text: "DELETE FROM t WHERE id = $1", values: [2] }));
       assert.ok(again !== "ok" && again.code === "42501", "Bind of a statement refused at Parse is refused too");
+      assert.equal(again.where, undefined, "no PL/pgSQL context in an extended-protocol refusal");
       assert.equal((await reader.query({ text: "SELECT count(*)::int AS n FROM t", values: [] })).rows[0].n, 2);
     } finally {
       await reader.end();

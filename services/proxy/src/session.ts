@@ -30,7 +30,7 @@ import { type CancelKey, type CancelRegistry, sendCancel } from "./cancel.ts";
 import { type Judgement, StatementGate, type Verdict } from "./enforce/gate.ts";
 import { bindParameters, bindStatement, parseFields, queryText } from "./enforce/messages.ts";
 import type { PolicyPort } from "./enforce/policy.ts";
-import { refusalExtended, refusalQuery } from "./enforce/refusal.ts";
+import { refusalExtended, refusalQuery, withoutContext } from "./enforce/refusal.ts";
 import { ResponseTracker } from "./enforce/responses.ts";
 import { GatewayError } from "./errors.ts";
 import { OutcomeTracker } from "./outcomes.ts";
@@ -669,7 +669,7 @@ export class ClientSession {
       this.#tracker!.sent(Frontend.Parse, true);
       this.#tracker!.sent(Frontend.Bind, true);
     } else {
-      this.#tracker!.sent(type);
+      this.#tracker!.sent(type, true);
     }
     this.#toUpstream.add(verdict.replacement);
   }
@@ -689,6 +689,12 @@ export class ClientSession {
   };
 
   #onUpstreamMessage = (type: number, message: Buffer): void => {
+    if (type === Backend.ErrorResponse && this.#tracker?.isRefusal()) {
+      this.#tracker.received(type);
+      this.#outcomes?.received(type, message, this.#onCompleted);
+      this.#toClient.add(withoutContext(message));
+      return;
+    }
     if (this.#tracker !== undefined && !this.#tracker.received(type)) return; // caused by the gateway's own message
     this.#outcomes?.received(type, message, this.#onCompleted);
     if (type === Backend.ReadyForQuery) {

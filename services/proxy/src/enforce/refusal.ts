@@ -38,3 +38,24 @@ export function refusalExtended(sqlstate: string, message: string, hint?: string
 }
 
 export const REFUSAL_PARSE = Frontend.Parse;
+
+/**
+ * The refusal as the client should see it: the server's ErrorResponse without its CONTEXT field, which would only
+ * say that a PL/pgSQL block raised it.
+ */
+export function withoutContext(error: Buffer): Buffer {
+  const fields: Buffer[] = [];
+  let offset = 5;
+  while (offset < error.length && error[offset] !== 0) {
+    const end = error.indexOf(0, offset + 1);
+    if (end < 0) return error;
+    if (error[offset] !== 0x57) fields.push(error.subarray(offset, end + 1)); // 'W': where (context)
+    offset = end + 1;
+  }
+  const body = Buffer.concat([...fields, Buffer.from([0])]);
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = error[0]!;
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}

@@ -10,6 +10,8 @@ type Pending = { type: number; ours: boolean };
 export class ResponseTracker {
   #queue: Pending[] = [];
   #injected = 0;
+  /** Our injected Bind was answered: the next ErrorResponse is the refusal our Execute raises. */
+  #refusalErrorNext = false;
 
   /** Records a request sent upstream. */
   sent(type: number, ours = false): void {
@@ -18,6 +20,7 @@ export class ResponseTracker {
       if (ours) this.#injected++;
     } else if (type === Frontend.Query || type === Frontend.FunctionCall) {
       this.#queue.push({ type: Frontend.Query, ours });
+      if (ours) this.#injected++;
     }
   }
 
@@ -26,18 +29,30 @@ export class ResponseTracker {
     return this.#injected > 0;
   }
 
+  /** Whether the ErrorResponse arriving now is a refusal the gateway had the server raise (call before `received`). */
+  isRefusal(): boolean {
+    if (this.#refusalErrorNext) return true;
+    const head = this.#queue[0];
+    return head !== undefined && head.type === Frontend.Query && head.ours;
+  }
+
   /** Says whether a response goes to the client (true) or was caused by the gateway and is dropped (false). */
   received(type: number): boolean {
     switch (type) {
       case Backend.ParseComplete:
         return !this.#take(Frontend.Parse);
-      case Backend.BindComplete:
-        return !this.#take(Frontend.Bind);
+      case Backend.BindComplete: {
+        const ours = this.#take(Frontend.Bind);
+        if (ours) this.#refusalErrorNext = true;
+        return !ours;
+      }
       case Backend.ErrorResponse:
+        this.#refusalErrorNext = false;
         // In the extended protocol the server skips to the next Sync: those Parses and Binds get no answer.
         if (this.#queue[0]?.type !== Frontend.Query) this.#dropUntilSync();
         return true;
       case Backend.ReadyForQuery:
+        this.#refusalErrorNext = false;
         this.#dropThroughSync();
         return true;
       default:
@@ -64,6 +79,7 @@ export class ResponseTracker {
 
   #dropThroughSync(): void {
     this.#dropUntilSync();
-    this.#queue.shift();
+    const done = this.#queue.shift();
+    if (done?.ours) this.#injected--;
   }
 }

@@ -8,6 +8,7 @@ import { createTokenVerifier, type TokenVerifier } from "@agentgate/identity";
 import { initSqlAnalysis } from "@agentgate/sql";
 import { type Logger, pino } from "pino";
 import { CancelRegistry } from "./cancel.ts";
+import { TargetCatalog } from "./enforce/catalog.ts";
 import { createGrpcPolicy } from "./enforce/grpc-policy.ts";
 import type { PolicyPort } from "./enforce/policy.ts";
 import { ClientSession, type SessionContext, type SessionInfo } from "./session.ts";
@@ -50,6 +51,10 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
   const sessions = new Set<ClientSession>();
   const targets = resolveTargets(config);
   const stats = new ProxyStats();
+  const upstreamTls = upstreamTlsOptions(targets);
+  const catalogs = new Map(
+    [...targets.values()].map((t) => [t.name, new TargetCatalog(t, upstreamTls.get(t.name), logger)] as const),
+  );
   let verifier = options.verifier;
   let publisher = options.publisher;
   const policyConfig = config.proxy.policy;
@@ -59,7 +64,8 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
   const ctx: SessionContext = {
     config: config.proxy,
     targets,
-    upstreamTls: upstreamTlsOptions(targets),
+    upstreamTls,
+    catalogs,
     logger,
     tls: config.proxy.tls && loadTls(config.proxy.tls),
     cancels: new CancelRegistry(),

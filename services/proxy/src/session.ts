@@ -27,6 +27,7 @@ import {
 import type { Logger } from "pino";
 import { type CompletedStatement, type ReceivedStatement, SessionAudit } from "./audit.ts";
 import { type CancelKey, type CancelRegistry, sendCancel } from "./cancel.ts";
+import type { TargetCatalog } from "./enforce/catalog.ts";
 import { type Judgement, StatementGate, type Verdict } from "./enforce/gate.ts";
 import { bindParameters, bindStatement, parseFields, queryText } from "./enforce/messages.ts";
 import type { PolicyPort } from "./enforce/policy.ts";
@@ -55,6 +56,8 @@ export interface SessionContext {
   readonly policy: PolicyPort | undefined;
   /** The audit bus; undefined when none is configured (nothing is recorded). */
   readonly publisher: AuditPublisher | undefined;
+  /** Each target's own functions and their volatility, for the SQL analysis. */
+  readonly catalogs: ReadonlyMap<string, TargetCatalog>;
   readonly workerId: string;
 }
 
@@ -444,28 +447,30 @@ export class ClientSession {
     }
     this.#phase = "connecting";
     this.#client.pause();
-    policy
-      .readOnly(this.#principal, target.name, this.#sessionAbort.signal)
-      .catch((error: unknown) => {
+    const catalog = this.#ctx.catalogs.get(target.name);
+    Promise.all([
+      policy.readOnly(this.#principal, target.name, this.#sessionAbort.signal).catch((error: unknown) => {
         // Unknown: fail closed. Every uncached statement is refused anyway while the service is away.
         this.#log.warn({ err: error }, "policy service unavailable at session start: the session is read-only");
         return true;
-      })
-      .then((readOnly) => {
-        if (this.#phase !== "connecting") return;
-        this.#gate = new StatementGate({
-          policy,
-          principal: this.#principal,
-          target: target.name,
-          sessionId: this.id,
-          readOnly,
-          logger: this.#log,
-        });
-        this.#tracker ??= new ResponseTracker();
-        if (readOnly) forwarded.set("default_transaction_read_only", "on");
-        this.#log.debug({ readOnly }, "policy applies to this session");
-        this.#connect(target, forwarded, parameters.get("application_name") ?? "");
+      }),
+      catalog?.fresh(),
+    ]).then(([readOnly]) => {
+      if (this.#phase !== "connecting") return;
+      this.#gate = new StatementGate({
+        policy,
+        principal: this.#principal,
+        target: target.name,
+        sessionId: this.id,
+        readOnly,
+        catalog,
+        logger: this.#log,
       });
+      this.#tracker ??= new ResponseTracker();
+      if (readOnly) forwarded.set("default_transaction_read_only", "on");
+      this.#log.debug({ readOnly }, "policy applies to this session");
+      this.#connect(target, forwarded, parameters.get("application_name") ?? "");
+    });
   }
 
   #connect(target: Target, parameters: Map<string, string>, applicationName: string): void {

@@ -27,7 +27,7 @@ export interface GateOptions {
   sessionId: string;
   /** The principal may only read here: changing a protected setting is refused whatever the rules say. */
   readOnly: boolean;
-  catalog?: FunctionCatalog | undefined;
+  catalog?: (FunctionCatalog & { stale(): void }) | undefined;
   logger: Logger;
 }
 
@@ -150,6 +150,8 @@ export class StatementGate {
   #allowed(analysis: Analysis, statementName: string | undefined): Verdict {
     for (const statement of analysis.statements) {
       if (statement.flags.prepare !== undefined) this.#prepared.set(statement.flags.prepare, statement.text);
+      // A DDL statement may create or replace functions: the next session reads the catalog again.
+      if (statement.classes.includes("ddl")) this.#o.catalog?.stale();
     }
     if (statementName !== undefined) this.#refused.delete(statementName);
     return ALLOWED;

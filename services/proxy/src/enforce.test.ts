@@ -175,6 +175,19 @@ describe("a read-only principal", { timeout: 180_000 }, () => {
     assert.equal(await snapshot(), before);
   });
 
+  it("refuses what cannot be parsed with 42601 and the parser's message, in both protocols", async () => {
+    const reader = await connectAs("reader");
+    try {
+      for (const query of [reader.query("SELEC 1"), reader.query({ text: "SELEC 1", values: [] })]) {
+        const r = await outcome(query);
+        assert.ok(r !== "ok" && r.code === "42601", JSON.stringify(r));
+        assert.match(r.message ?? "", /syntax error at or near "SELEC"/);
+      }
+    } finally {
+      await reader.end();
+    }
+  });
+
   it("judges the target's own functions by their volatility in its catalog", async () => {
     const reader = await connectAs("reader");
     try {

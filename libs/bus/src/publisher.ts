@@ -31,6 +31,8 @@ export async function createAuditPublisher(options: AuditPublisherOptions): Prom
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     name: "agentgate-proxy",
+    // nats.js builds an Error per request for async stack traces; that was a fifth of the proxy's CPU under load.
+    noAsyncTraces: true,
   });
   if (options.onStatus) {
     const onStatus = options.onStatus;
@@ -40,13 +42,27 @@ export async function createAuditPublisher(options: AuditPublisherOptions): Prom
   }
   await ensureAuditStream(await jetstreamManager(nc), { replicas: options.replicas ?? 1 });
   const js = jetstream(nc);
+  const inFlight = new Set<Promise<unknown>>();
   return {
     async publish(sessionId, typeName, eventId, data) {
       const h = headers();
       h.set(TYPE_HEADER, typeName);
-      await js.publish(auditSubject(sessionId), data, { msgID: eventId, headers: h, timeout: options.ackTimeoutMs });
+      const ack = js.publish(auditSubject(sessionId), data, {
+        msgID: eventId,
+        headers: h,
+        timeout: options.ackTimeoutMs,
+      });
+      inFlight.add(ack);
+      try {
+        await ack;
+      } finally {
+        inFlight.delete(ack);
+      }
     },
     async close() {
+      // Events still waiting for their ack (a session's end, a statement's outcome) get them before the connection
+      // goes: draining first would close the reply subscription under them.
+      await Promise.allSettled([...inFlight]);
       await nc.drain();
     },
   };

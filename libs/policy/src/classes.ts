@@ -1,21 +1,7 @@
-/**
- * Statement classes as the SQL analysis reports them, least to most dangerous (the order of libs/sql's
- * STATEMENT_CLASSES; kept here so evaluating policy does not load the SQL parser).
- */
-export const STATEMENT_CLASSES = [
-  "read",
-  "transaction",
-  "session",
-  "copy-out",
-  "write",
-  "copy-in",
-  "ddl",
-  "procedural",
-  "privilege",
-  "admin",
-] as const;
+// The classes the SQL analysis reports, least to most dangerous; the subpath keeps the SQL parser itself unloaded.
+export { STATEMENT_CLASSES, type StatementClass } from "@agentgate/sql/classes";
 
-export type StatementClass = (typeof STATEMENT_CLASSES)[number];
+import type { StatementClass } from "@agentgate/sql/classes";
 
 /** What a session restricted to these classes can still do without changing data: see `readOnly`. */
 export const READ_ONLY_CLASSES: ReadonlySet<string> = new Set<StatementClass>([

@@ -292,6 +292,28 @@ describe("a read-only principal", { timeout: 180_000 }, () => {
   });
 });
 
+describe("malformed statements under a policy", { timeout: 60_000 }, () => {
+  it("end only their own session with 08P01", async () => {
+    for (const bad of [
+      Buffer.from([0x50, 0, 0, 0, 7, 0x61, 0x62, 0x63]), // Parse whose strings are not terminated
+      Buffer.from([0x51, 0, 0, 0, 6, 0x78, 0x79]), // Query without its terminator
+    ]) {
+      const raw = await rawConnect(gw.port);
+      raw.send(serialize.startup({ user: "reader", database: "app" }));
+      assert.equal((await raw.next())?.type, "R");
+      raw.send(serialize.password(await idp.token("reader")));
+      await raw.until("Z");
+      raw.send(bad);
+      const error = await raw.next();
+      assert.equal(error?.fields?.C, "08P01", `${bad.toString("hex")}: ${JSON.stringify(error?.fields)}`);
+      await raw.ended;
+    }
+    const reader = await connectAs("reader");
+    assert.equal((await reader.query("SELECT 1 AS ok")).rows[0].ok, 1, "the gateway still serves");
+    await reader.end();
+  });
+});
+
 describe("approval and availability", { timeout: 120_000 }, () => {
   it("refuses a statement that needs approval, saying so", async () => {
     const writer = await connectAs("writer");

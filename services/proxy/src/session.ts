@@ -614,20 +614,29 @@ export class ClientSession {
       .then(
         (decided) => {
           if (this.#phase !== "relay") return;
-          this.#deciding = false;
-          this.#forward(type, message, decided);
-          while (!this.#deciding && this.#held.length > 0) {
-            const [t, m] = this.#held.shift()!;
-            this.#route(t, m);
+          try {
+            this.#deciding = false;
+            this.#forward(type, message, decided);
+            while (!this.#deciding && this.#held.length > 0) {
+              const [t, m] = this.#held.shift()!;
+              this.#route(t, m);
+            }
+            this.#flushToUpstream();
+            if (!this.#deciding) this.#client.resume();
+          } catch (error) {
+            this.#failRelay(error);
           }
-          this.#flushToUpstream();
-          if (!this.#deciding) this.#client.resume();
         },
-        (error: unknown) => {
-          this.#log.error({ err: error }, "statement decision failed");
-          this.#goodbye(new GatewayError("XX000", "internal gateway error"), "protocol_error");
-        },
+        (error: unknown) => this.#failRelay(error),
       );
+  }
+
+  /** A held message turned out malformed (08P01), or deciding failed: forward what was whole, end the session. */
+  #failRelay(error: unknown): void {
+    if (this.#phase !== "relay") return;
+    if (!(error instanceof ProtocolError)) this.#log.error({ err: error }, "statement decision failed");
+    this.#flushToUpstream();
+    this.#goodbye(asGatewayError(error), "protocol_error");
   }
 
   /** Writes StatementReceived and waits for the bus to store it; if it cannot, the statement is refused. */

@@ -29,7 +29,7 @@ import { type CompletedStatement, type ReceivedStatement, SessionAudit } from ".
 import { type CancelKey, type CancelRegistry, sendCancel } from "./cancel.ts";
 import type { TargetCatalog } from "./enforce/catalog.ts";
 import { type Judgement, StatementGate, type Verdict } from "./enforce/gate.ts";
-import { bindParameters, bindStatement, parseFields, queryText } from "./enforce/messages.ts";
+import { bindParameters, bindStatement, closeTarget, parseFields, queryText } from "./enforce/messages.ts";
 import type { PolicyPort } from "./enforce/policy.ts";
 import { refusalExtended, refusalQuery, withoutContext } from "./enforce/refusal.ts";
 import { ResponseTracker } from "./enforce/responses.ts";
@@ -668,9 +668,14 @@ export class ClientSession {
 
   #forward(type: number, message: Buffer, verdict: Verdict | undefined): void {
     if (this.#clientTerminated) return;
-    if (type === Frontend.Parse && this.#audit !== undefined) {
-      const { name, text } = parseFields(message);
-      this.#parsed.set(name, { sql: text, judgement: verdict?.judgement, refused: verdict?.allowed === false });
+    if (this.#audit !== undefined) {
+      if (type === Frontend.Parse) {
+        const { name, text } = parseFields(message);
+        this.#parsed.set(name, { sql: text, judgement: verdict?.judgement, refused: verdict?.allowed === false });
+      } else if (type === Frontend.Close) {
+        const { kind, name } = closeTarget(message);
+        if (kind === "S") this.#parsed.delete(name);
+      }
     }
     if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) this.#pendingSyncs++;
     else if (type === Frontend.Terminate) this.#clientTerminated = true;

@@ -1,3 +1,4 @@
+export { type AuditConfig, auditConfigSchema } from "./audit.ts";
 export { ConfigError } from "./errors.ts";
 export { interpolate, loadConfig, parseConfig, readYamlFile } from "./load.ts";
 export { type Config, configSchema, type IdentityConfig, type ProxyConfig } from "./schema.ts";

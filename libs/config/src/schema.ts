@@ -1,5 +1,6 @@
 import { policyServiceSchema } from "@agentgate/policy";
 import { z } from "zod";
+import { auditConfigSchema } from "./audit.ts";
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, "expected host:port, e.g. 127.0.0.1:6432");
 const targetName = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$/, "expected letters, digits, _ . - (max 63)");
@@ -89,6 +90,8 @@ const identitySchema = z.strictObject({
 
 export const configSchema = z.strictObject({
   proxy: proxySchema.default(proxySchema.parse({})),
+  /** The audit pipeline (`agentgate audit run`, sessions, replay, export, verify): bus, event store, read models. */
+  audit: auditConfigSchema.optional(),
   /** The policy service (`agentgate policy`): where it listens and its rules, inline or in a file. */
   policy: policyServiceSchema.optional(),
   /** Without it, the gateway admits only loopback clients, without a password (development only). */

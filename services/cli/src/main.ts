@@ -1,22 +1,36 @@
 import { ConfigError } from "@agentgate/config";
+import { runAudit } from "./audit.ts";
 import { runDev } from "./dev.ts";
 import { runPolicy } from "./policy.ts";
 import { runProxy } from "./proxy.ts";
+import { runReplay } from "./replay.ts";
+import { runSessions } from "./sessions.ts";
 import { runToken } from "./token.ts";
 import { UsageError } from "./usage.ts";
 
 const USAGE = `usage: agentgate <command> [options]
 
 commands:
+  audit               the audit record: export, verify (a bundle offline, or --store), run, rebuild (--help)
   dev                 start a demo: a throwaway PostgreSQL with sample data behind a gateway
   policy              run the policy service from the config's policy: section (--config FILE or AGENTGATE_CONFIG)
   proxy               run a proxy worker (--config FILE or AGENTGATE_CONFIG)
+  replay              show a session as a timeline of its statements (SESSION_ID; --help)
+  sessions            list sessions: sessions list [--principal SUB] [--target T] [--since WHEN] (--help)
   token               get an access token by client credentials (--issuer URL --client-id ID; --help)
 `;
 
 type Command = (args: string[]) => Promise<number>;
 
-const commands: Record<string, Command> = { dev: runDev, policy: runPolicy, proxy: runProxy, token: runToken };
+const commands: Record<string, Command> = {
+  audit: runAudit,
+  dev: runDev,
+  policy: runPolicy,
+  proxy: runProxy,
+  replay: runReplay,
+  sessions: runSessions,
+  token: runToken,
+};
 
 /** Runs one subcommand; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {

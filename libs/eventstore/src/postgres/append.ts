@@ -25,6 +25,12 @@ export async function inAppendTransaction<T>(
     throw storageError(doing, error);
   }
   let broken: Error | undefined;
+  // A connection the server drops while we hold it errors on the client object: without a listener that error
+  // would be uncaught and take the process down. The query in flight fails anyway; the client is discarded.
+  const onError = (error: Error) => {
+    broken = error;
+  };
+  client.on("error", onError);
   try {
     const result = await work(client, await beginAndLock(client, names, lookup.streams, lookup.eventIds));
     await client.query("COMMIT");
@@ -35,6 +41,7 @@ export async function inAppendTransaction<T>(
     });
     throw storageError(doing, error);
   } finally {
+    client.off("error", onError);
     client.release(broken);
   }
 }

@@ -1,0 +1,35 @@
+import { BusError, decodeEvent, metaOf, sessionIdOfSubject, storeStreamOfSubject } from "@agentgate/bus";
+import type { EventToAppend } from "@agentgate/eventstore";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+
+/** A bus message ready to append, or why it never can be (it is then terminated, not retried). */
+export type StoreEventOrPoison = { ok: true; stream: string; event: EventToAppend } | { ok: false; reason: string };
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Maps a message of the audit stream to the event store: stream from the subject, type from the header, event id
+ * and occurredAt from the event's meta, data unchanged (the chain covers the bytes the proxy published).
+ */
+export function toStoreEvent(subject: string, typeName: string | undefined, data: Uint8Array): StoreEventOrPoison {
+  const stream = storeStreamOfSubject(subject);
+  if (stream === undefined) return { ok: false, reason: "the subject names no session" };
+  if (typeName === undefined || typeName === "") return { ok: false, reason: "no Agentgate-Type header" };
+  let meta: ReturnType<typeof metaOf>;
+  try {
+    meta = metaOf(decodeEvent(typeName, data));
+  } catch (error) {
+    if (error instanceof BusError) return { ok: false, reason: error.message };
+    throw error;
+  }
+  if (!UUID.test(meta.eventId)) return { ok: false, reason: "meta.event_id is not a UUID" };
+  if (meta.occurredAt === undefined) return { ok: false, reason: "no meta.occurred_at" };
+  const sessionId = sessionIdOfSubject(subject);
+  if (sessionId !== undefined && meta.sessionId !== sessionId) {
+    return { ok: false, reason: "meta.session_id is not the subject's session" };
+  }
+  const occurredAt = timestampDate(meta.occurredAt);
+  if (Number.isNaN(occurredAt.getTime())) return { ok: false, reason: "meta.occurred_at is out of range" };
+  // A copy: the client may reuse the buffer its messages are views of.
+  return { ok: true, stream, event: { eventId: meta.eventId, type: typeName, data: data.slice(), occurredAt } };
+}

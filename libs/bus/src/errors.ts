@@ -7,7 +7,9 @@ export type BusErrorCode =
   /** Bytes that are not a valid message of their declared type, or an event without its meta. */
   | "malformed_event"
   /** The audit stream exists with a configuration that breaks the contract. */
-  | "stream_mismatch";
+  | "stream_mismatch"
+  /** The publisher's connection is down; it is reconnecting. */
+  | "disconnected";
 
 /** The one error type of the bus contract; `code` says what failed, `cause` keeps the underlying error. */
 export class BusError extends Error {

@@ -1,11 +1,15 @@
-import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseConfig } from "@agentgate/config";
+import { createAuditService } from "@agentgate/audit";
+import { auditConfigSchema, parseConfig } from "@agentgate/config";
+import { migrate } from "@agentgate/eventstore";
 import { createPolicyService } from "@agentgate/policy-service";
 import { createProxy } from "@agentgate/proxy";
 import { selfSignedCert, startNats, startOidcProvider, startPostgres } from "@agentgate/testkit";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { untilSignal } from "./proxy.ts";
 import { UsageError } from "./usage.ts";
 
@@ -39,10 +43,15 @@ export async function runDev(args: string[]): Promise<number> {
   ]);
   const logger = pino({ level: values["log-level"] }, pino.destination(2));
   const policy = createPolicyService({ rulesFile: POLICY.pathname, listen: "127.0.0.1:0", logger });
+  const cleanups: (() => unknown)[] = [];
   try {
     const database = await pg.createDatabase("demo");
     await pg.query(readFileSync(SEED, "utf8"), [], database);
     const policyPort = (await policy.listen()).port;
+    const demoDir = mkdtempSync(join(tmpdir(), "agentgate-dev-"));
+    cleanups.push(() => rmSync(demoDir, { recursive: true, force: true }));
+    const auditSection = await startDemoAudit(pg, nats.url, demoDir, logger);
+    cleanups.push(() => auditSection.service.stop());
     const config = parseConfig({
       proxy: {
         listen: `127.0.0.1:${port}`,
@@ -64,7 +73,11 @@ export async function runDev(args: string[]): Promise<number> {
         `agentgate dev is running: gateway on ${where}, target "demo" (PostgreSQL ${pg.version.split(" ")[0]}, sample data),`,
         `OIDC provider on ${idp.issuer} with one agent client, demo-agent (group analysts);`,
         `policy service on 127.0.0.1:${policyPort} with the rules of infra/demo/policy.yaml (edit it: changes apply live);`,
-        `audit bus (NATS JetStream) on ${nats.url}: every statement is recorded before it runs.`,
+        `audit bus (NATS JetStream) on ${nats.url}: every statement is recorded before it runs, then ingested into`,
+        "a hash-chained event store. See it with:",
+        `  npx agentgate sessions list --config ${auditSection.configPath}`,
+        `  npx agentgate replay <session-id> --config ${auditSection.configPath}`,
+        `  npx agentgate audit verify --store --config ${auditSection.configPath}`,
         "",
         "Get a token for the agent and connect with any PostgreSQL client, for example:",
         `  export PGPASSWORD=$(npx agentgate token --issuer ${idp.issuer} --client-id demo-agent --client-secret ${clientSecret})`,
@@ -76,8 +89,45 @@ export async function runDev(args: string[]): Promise<number> {
     );
     await untilSignal(proxy);
   } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup();
     await policy.close();
     await Promise.all([pg.stop(), idp.stop(), cert.cleanup(), nats.stop()]);
   }
   return 0;
+}
+
+/**
+ * The demo's audit pipeline: an event store in its own database (with a writer role), an Ed25519 checkpoint key, the
+ * ingester and the read models, and a config file the audit commands can use.
+ */
+async function startDemoAudit(
+  pg: Awaited<ReturnType<typeof startPostgres>>,
+  nats: string,
+  dir: string,
+  logger: Logger,
+) {
+  const database = await pg.createDatabase("agentgate_audit");
+  const writerPassword = randomBytes(12).toString("base64url");
+  await migrate(pg.url(database), { schema: "agentgate", writerRole: "agentgate_writer", writerPassword });
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+  const signingKey = join(dir, "audit.key");
+  const publicKeyPath = join(dir, "audit.pub");
+  writeFileSync(signingKey, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
+  writeFileSync(publicKeyPath, publicKey.export({ type: "spki", format: "pem" }));
+  const writer = new URL(pg.url(database));
+  writer.username = "agentgate_writer";
+  writer.password = writerPassword;
+  const section = {
+    nats,
+    store: writer.toString(),
+    schema: "agentgate",
+    readStore: pg.url(database),
+    signingKey,
+    publicKey: publicKeyPath,
+  };
+  const service = createAuditService(auditConfigSchema.parse(section), logger);
+  await service.start();
+  const configPath = join(dir, "agentgate.yaml");
+  writeFileSync(configPath, `audit: ${JSON.stringify(section)}\n`, { mode: 0o600 });
+  return { service, configPath };
 }

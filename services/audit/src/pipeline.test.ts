@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -152,5 +152,49 @@ describe("a psql session in the audit record", { timeout: 120_000 }, () => {
     assert.match(replay.stdout, /INSERT INTO visits VALUES \(17, 'visit 17'\)/);
     assert.match(replay.stdout, /UPDATE visits SET note = upper\(note\) WHERE id < 5;\s+-\s+ok\s+4\s/);
     assert.match(replay.stdout, /20 statement\(s\)/);
+  });
+
+  it("exports a day that holds every session `sessions list` shows for it, and verifies offline", async () => {
+    // A second session, so the day has more than one.
+    const psql = await run(
+      "psql",
+      ["-X", "-q", "-c", "SELECT 1", `postgresql://agent-7@127.0.0.1:${gw.port}/app?sslmode=require`],
+      { PGPASSWORD: await idp.token("agent-7") },
+    );
+    assert.equal(psql.code, 0, psql.stderr);
+    const day = new Date().toISOString().slice(0, 10);
+    const since = `${day}T00:00:00Z`;
+    const until = new Date(Date.parse(since) + 86_400_000).toISOString();
+    const read = createReadModel({ connectionString: storeDb.db.url });
+    let listed: string[] = [];
+    try {
+      for (let i = 0; i < 100; i++) {
+        const sessions = await read.listSessions({ since: new Date(since) });
+        listed = sessions.filter((s) => s.endedAt !== null).map((s) => s.sessionId);
+        if (listed.length >= 2) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      await read.close();
+    }
+    assert.ok(listed.length >= 2, `sessions listed for ${day}: ${listed.length}`);
+    const out = join(dir, "bundle");
+    const exported = await run(
+      process.execPath,
+      [bin, "audit", "export", "--out", out, "--since", since, "--until", until, "--config", config],
+      {},
+    );
+    assert.equal(exported.code, 0, exported.stderr);
+    const streams = new Set(
+      readFileSync(join(out, "events.jsonl"), "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => (JSON.parse(line) as { stream: string }).stream),
+    );
+    for (const id of listed) assert.ok(streams.has(`session-${id}`), `session ${id} is in the export`);
+    // Offline: only the directory, no config, no database, no bus.
+    const verified = await run(process.execPath, [bin, "audit", "verify", out], {});
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+    assert.match(verified.stdout, /^intact: /m);
   });
 });

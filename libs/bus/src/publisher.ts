@@ -66,9 +66,12 @@ export async function createAuditPublisher(options: AuditPublisherOptions): Prom
     },
     async close() {
       // Events still waiting for their ack (a session's end, a statement's outcome) get them before the connection
-      // goes: draining first would close the reply subscription under them.
-      await Promise.allSettled([...inFlight]);
-      await nc.drain();
+      // goes: draining first would close the reply subscription under them. Neither wait is unbounded: on shutdown
+      // the server may already be gone (the demo's Ctrl-C stops it too), and a drain would then reconnect forever.
+      const timeout = () => new Promise((resolve) => setTimeout(resolve, options.ackTimeoutMs).unref());
+      await Promise.race([Promise.allSettled([...inFlight]), timeout()]);
+      if (connected) await Promise.race([nc.drain().catch(() => undefined), timeout()]);
+      if (!nc.isClosed()) await nc.close();
     },
   };
 }

@@ -39,11 +39,14 @@ describe("pgbench through the gateway", { timeout: 120_000 }, () => {
       "\\endpipeline",
     ];
     const dir = mkdtempSync(join(tmpdir(), "agentgate-pgbench-"));
-    const file = join(dir, "pipeline.sql");
-    writeFileSync(file, `${script.join("\n")}\n`);
-    const { stdout } = await run(pgbench, ["-n", "-f", file, "-M", "extended", "-c", "2", "-t", "100", gw.url()]);
-    rmSync(dir, { recursive: true });
-    assert.match(stdout, /number of transactions actually processed: 200\/200/);
-    assert.match(stdout, /number of failed transactions: 0 /);
+    try {
+      const file = join(dir, "pipeline.sql");
+      writeFileSync(file, `${script.join("\n")}\n`);
+      const { stdout } = await run(pgbench, ["-n", "-f", file, "-M", "extended", "-c", "2", "-t", "100", gw.url()]);
+      assert.match(stdout, /number of transactions actually processed: 200\/200/);
+      assert.match(stdout, /number of failed transactions: 0 /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -52,6 +52,17 @@ describe("agentgate proxy start-up", { timeout: 60_000 }, () => {
     assert.match(missing.stderr, /invalid configuration: targets: /);
   });
 
+  it("refuses to start, in one line, when the audit bus cannot be reached (fail closed)", async () => {
+    const path = config(
+      "nobus.yaml",
+      'proxy:\n  listen: 127.0.0.1:0\n  audit: { nats: "nats://127.0.0.1:1" }\ntargets:\n  app: { url: "postgres://u:p@127.0.0.1:1/db" }\n',
+    );
+    const r = await agentgate(["proxy", "--config", path]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^agentgate proxy: cannot reach the audit bus \(proxy\.audit\.nats\): /m);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+  });
+
   it("says how to pass a config when there is none", async () => {
     const r = await agentgate(["proxy"]);
     assert.equal(r.code, 2);

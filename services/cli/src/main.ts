@@ -55,6 +55,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`agentgate ${name}: ${error.message}\n`);
       return 2;
     }
-    throw error;
+    // Anything else (a server that cannot be reached at start, say): one line, exit 1; the stack on request.
+    if (process.env.AGENTGATE_DEBUG) throw error;
+    const message = error instanceof Error ? error.message || error.name : String(error);
+    const code = (error as { code?: unknown }).code;
+    process.stderr.write(
+      `agentgate ${name}: ${message}${typeof code === "string" && !message.includes(code) ? ` (${code})` : ""}\n`,
+    );
+    return 1;
   }
 }

@@ -109,6 +109,10 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
           ackTimeoutMs: audit.ackTimeoutMs,
           replicas: audit.replicas,
           onStatus: (status) => logger.info({ status: status.type }, "audit bus connection"),
+        }).catch((cause: unknown) => {
+          // Fail closed: a gateway that cannot record statements does not start.
+          const why = cause instanceof Error ? cause.message : String(cause);
+          throw new Error(`cannot reach the audit bus (proxy.audit.nats): ${why}`, { cause });
         });
       }
       if (publisher === undefined) logger.warn("no audit bus configured: statements are not recorded");

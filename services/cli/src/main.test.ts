@@ -1,29 +1,12 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { agentgate } from "./testing.ts";
 
-const bin = fileURLToPath(new URL("../bin/agentgate.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "agentgate-cli-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function agentgate(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, ...args],
-      { env: { PATH: process.env.PATH, ...env }, timeout: 30_000 },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 function config(name: string, text: string): string {
   const path = join(dir, name);

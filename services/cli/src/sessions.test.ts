@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { type AuditService, createAuditService, loadAuditConfig } from "@agentgate/audit";
 import { eventually, publishAll, type StoreDatabase, storeDatabase } from "@agentgate/audit/testing";
 import { ensureAuditStream } from "@agentgate/bus";
@@ -18,8 +16,8 @@ import { pino } from "pino";
 import { runAudit } from "./audit.ts";
 import { runReplay } from "./replay.ts";
 import { type Io, runSessions } from "./sessions.ts";
+import { agentgate } from "./testing.ts";
 
-const bin = fileURLToPath(new URL("../bin/agentgate.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "agentgate-audit-cli-"));
 
 /** Runs a command in this process, capturing what it writes. */
@@ -34,19 +32,6 @@ async function run(
     err: { write: (text: string) => (err += text) },
   });
   return { code, out, err };
-}
-
-/** Runs the agentgate binary, as a user would. */
-function agentgate(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, ...args],
-      { env: { PATH: process.env.PATH }, timeout: 30_000 },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
 }
 
 describe("sessions, replay and the audit record from the command line", { timeout: 120_000 }, () => {

@@ -1,28 +1,11 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { createTokenVerifier, type TokenVerifier } from "@agentgate/identity";
 import { freePort, type OidcProviderInstance, startOidcProvider } from "@agentgate/testkit";
+import { agentgate } from "./testing.ts";
 
-const bin = fileURLToPath(new URL("../bin/agentgate.js", import.meta.url));
 const AUDIENCE = "urn:agentgate:test";
 const SECRET = "s3cr3t-do-not-print";
-
-function agentgate(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, ...args],
-      { env: { PATH: process.env.PATH, ...env }, timeout: 30_000 },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 describe("agentgate token", { timeout: 60_000 }, () => {
   let idp: OidcProviderInstance;

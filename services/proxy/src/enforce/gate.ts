@@ -3,7 +3,7 @@ import { type Analysis, analyze, type FunctionCatalog, SqlAnalysisError } from "
 import { Frontend } from "@agentgate/wire";
 import type { Logger } from "pino";
 import { bindStatement, closeTarget, parseFields, queryText } from "./messages.ts";
-import type { DecideQuery, Decision, PolicyPort, StatementFacts } from "./policy.ts";
+import { type DecideQuery, type Decision, type PolicyPort, principalKey, type StatementFacts } from "./policy.ts";
 import { refusalExtended, refusalQuery } from "./refusal.ts";
 
 /** What the gate learnt about a statement, for the audit record. */
@@ -42,9 +42,11 @@ export class StatementGate {
   readonly #prepared = new Map<string, string>();
   /** Protocol-level statements refused at Parse, by name, with the refusal to repeat on Bind. */
   readonly #refused = new Map<string, Buffer>();
+  readonly #principalKey: string;
 
   constructor(options: GateOptions) {
     this.#o = options;
+    this.#principalKey = principalKey(options.principal, options.target);
   }
 
   /** Whether messages of this type are decided here. */
@@ -104,6 +106,7 @@ export class StatementGate {
     }
     const query: DecideQuery = {
       principal: this.#o.principal,
+      principalKey: this.#principalKey,
       target: this.#o.target,
       sessionId: this.#o.sessionId,
       sql,

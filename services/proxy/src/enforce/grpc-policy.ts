@@ -3,14 +3,7 @@ import { createClient } from "@agentgate/grpc";
 import type { Principal } from "@agentgate/identity";
 import { create } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
-import {
-  type DecideQuery,
-  type Decision,
-  DecisionCache,
-  type Effect,
-  type PolicyPort,
-  principalKey,
-} from "./policy.ts";
+import { type DecideQuery, type Decision, DecisionCache, type Effect, type PolicyPort } from "./policy.ts";
 
 const EFFECTS: Record<number, Effect> = {
   [WireEffect.ALLOW]: "allow",
@@ -41,7 +34,7 @@ export function createGrpcPolicy(options: GrpcPolicyOptions): PolicyPort {
       PrincipalSchema,
       p ? { subject: p.subject, groups: p.groups, issuer: p.issuer, clientId: p.clientId ?? "" } : {},
     );
-  const key = (q: DecideQuery) => `${principalKey(q.principal, q.target)}\u0000${q.cacheKey}`;
+  const key = (q: DecideQuery) => `${q.principalKey}\u0000${q.cacheKey}`;
 
   return {
     cached: (query) => cache.get(key(query)),

@@ -1,4 +1,6 @@
+import type { StatementFactsSchema } from "@agentgate/events";
 import type { Principal } from "@agentgate/identity";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 
 export type Effect = "allow" | "deny" | "require_approval";
 
@@ -9,19 +11,13 @@ export interface Decision {
   revision: string;
 }
 
-/** What the policy needs to know about one statement (the analysis, reduced). */
-export interface StatementFacts {
-  class: string;
-  classes: string[];
-  reads: string[];
-  writes: string[];
-  functions: string[];
-  fingerprint: string;
-  protectedSetting: string;
-}
+/** What the policy needs to know about one statement (the analysis, reduced), as proto/ defines it. */
+export type StatementFacts = Required<Omit<MessageInitShape<typeof StatementFactsSchema>, "$typeName">>;
 
 export interface DecideQuery {
   principal: Principal | undefined;
+  /** principalKey(principal, target), computed once per session: it sorts the groups. */
+  principalKey: string;
   target: string;
   sessionId: string;
   sql: string;

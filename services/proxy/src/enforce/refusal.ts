@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { Frontend } from "@agentgate/wire";
 import { serialize } from "pg-protocol";
 
 /**
@@ -36,8 +35,6 @@ export function refusalExtended(sqlstate: string, message: string, hint?: string
     serialize.execute({}),
   ]);
 }
-
-export const REFUSAL_PARSE = Frontend.Parse;
 
 /**
  * The refusal as the client should see it: the server's ErrorResponse without its CONTEXT field, which would only

@@ -9,7 +9,6 @@ type Pending = { type: number; ours: boolean };
  */
 export class ResponseTracker {
   #queue: Pending[] = [];
-  #injected = 0;
   /** Our injected Bind was answered: the next ErrorResponse is the refusal our Execute raises. */
   #refusalErrorNext = false;
 
@@ -17,16 +16,9 @@ export class ResponseTracker {
   sent(type: number, ours = false): void {
     if (type === Frontend.Parse || type === Frontend.Bind || type === Frontend.Sync) {
       this.#queue.push({ type, ours });
-      if (ours) this.#injected++;
     } else if (type === Frontend.Query || type === Frontend.FunctionCall) {
       this.#queue.push({ type: Frontend.Query, ours });
-      if (ours) this.#injected++;
     }
-  }
-
-  /** Whether anything of ours is in flight (only then can a response need swallowing). */
-  get injecting(): boolean {
-    return this.#injected > 0;
   }
 
   /** Whether the ErrorResponse arriving now is a refusal the gateway had the server raise (call before `received`). */
@@ -63,9 +55,7 @@ export class ResponseTracker {
   #take(type: number): boolean {
     const i = this.#queue.findIndex((p) => p.type === type);
     if (i < 0) return false;
-    const [pending] = this.#queue.splice(i, 1);
-    if (pending!.ours) this.#injected--;
-    return pending!.ours;
+    return this.#queue.splice(i, 1)[0]!.ours;
   }
 
   #dropUntilSync(): void {
@@ -73,13 +63,11 @@ export class ResponseTracker {
       const head = this.#queue[0]!;
       if (head.type === Frontend.Sync || head.type === Frontend.Query) return;
       this.#queue.shift();
-      if (head.ours) this.#injected--;
     }
   }
 
   #dropThroughSync(): void {
     this.#dropUntilSync();
-    const done = this.#queue.shift();
-    if (done?.ours) this.#injected--;
+    this.#queue.shift();
   }
 }

@@ -1,13 +1,19 @@
 // What the write-ahead audit step adds per statement: 8 concurrent sessions run the same short statement through a
 // gateway without an audit bus and through one that records every statement in NATS JetStream (loopback) before it
-// runs, alternating, and the per-statement latencies are compared. Two loads: paced (each session sends a statement
-// every --pace-ms, so the machine is not saturated and the difference is the step itself) and flat out (each session
-// sends the next statement as soon as the last returns: on 2 cores shared by PostgreSQL, NATS, the gateway and the
-// client, latency there mostly measures throughput). Not a test: run with
+// runs, alternating, and the per-statement latencies are compared, with the gateway's CPU time per statement.
+// Three loads:
+// - random arrivals: each session waits an exponentially distributed time (mean --pace-ms) after each statement, as
+//   independent clients do; the machine is not saturated, so the difference is the step itself;
+// - fixed pacing: each session sends a statement every --pace-ms; the sessions start together and stay in step, so
+//   their statements arrive in bursts of 8 and queue behind each other in every process;
+// - flat out: each session sends the next statement as soon as the last returns; on 2 cores shared by PostgreSQL,
+//   NATS, the gateway and the client, latency there mostly measures throughput.
+// Not a test: run with
 //   node --import tsx loadtest/audit.bench.ts [--seconds 5] [--rounds 3] [--pace-ms 5]
 import { parseArgs } from "node:util";
 import { startNats, startPostgres } from "@agentgate/testkit";
 import pg from "pg";
+import { clockTicksPerSecond, processTreeCpuTicks } from "./cpu.ts";
 import { gatewayTarget, startGateway } from "./gateway.ts";
 
 const { values } = parseArgs({
@@ -34,8 +40,25 @@ await server.query(
 const plain = await startGateway(server.url(database));
 const audited = await startGateway(server.url(database), ["  audit:", `    nats: ${JSON.stringify(nats.url)}`]);
 
-/** Runs SESSIONS clients for `seconds` (pacing each at `pace` ms if > 0); returns every statement's latency in µs. */
-async function run(port: number, pace: number): Promise<number[]> {
+type Pacing = "random" | "fixed" | "none";
+const TICKS = clockTicksPerSecond();
+
+/** The wait after a statement that took `micros`: none, the rest of the period, or an exponential gap. */
+function gap(pacing: Pacing, micros: number): number {
+  if (pacing === "fixed") return Math.max(0, paceMs - micros / 1000);
+  if (pacing === "random") return -Math.log(1 - Math.random()) * paceMs;
+  return 0;
+}
+
+/**
+ * Runs SESSIONS clients for `seconds`; returns every statement's latency in µs and the gateway's CPU ticks used
+ * while they ran.
+ */
+async function run(
+  gateway: { port: number; pid: number },
+  pacing: Pacing,
+): Promise<{ latencies: number[]; ticks: number }> {
+  const port = gateway.port;
   const clients = await Promise.all(
     Array.from({ length: SESSIONS }, async () => {
       const c = new pg.Client({ host: "127.0.0.1", port, user: "bench", database: gatewayTarget });
@@ -44,6 +67,7 @@ async function run(port: number, pace: number): Promise<number[]> {
     }),
   );
   const latencies: number[] = [];
+  const cpuBefore = processTreeCpuTicks(gateway.pid);
   const until = Date.now() + seconds * 1000;
   await Promise.all(
     clients.map(async (c) => {
@@ -52,21 +76,26 @@ async function run(port: number, pace: number): Promise<number[]> {
         await c.query(SQL, [1 + Math.floor(Math.random() * 10000)]);
         const micros = Number(process.hrtime.bigint() - start) / 1000;
         latencies.push(micros);
-        if (pace > 0) await new Promise((r) => setTimeout(r, Math.max(0, pace - micros / 1000)));
+        if (pacing !== "none") await new Promise((r) => setTimeout(r, gap(pacing, micros)));
       }
     }),
   );
+  const ticks = processTreeCpuTicks(gateway.pid) - cpuBefore;
   await Promise.all(clients.map((c) => c.end()));
-  return latencies;
+  return { latencies, ticks };
 }
 
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 try {
-  for (const [load, pace] of [
-    [`paced (a statement every ${paceMs} ms per session)`, paceMs],
-    ["flat out", 0],
+  for (const [load, pacing] of [
+    [`random arrivals (exponential gaps, mean ${paceMs} ms per session)`, "random"],
+    [`fixed pacing (a statement every ${paceMs} ms per session, in step)`, "fixed"],
+    ["flat out", "none"],
   ] as const) {
-    const results: Record<string, number[]> = { "no audit": [], "write-ahead audit": [] };
+    const results: Record<string, { latencies: number[]; ticks: number }> = {
+      "no audit": { latencies: [], ticks: 0 },
+      "write-ahead audit": { latencies: [], ticks: 0 },
+    };
     for (let r = 0; r < rounds; r++) {
       const order =
         r % 2 === 0
@@ -78,9 +107,15 @@ try {
               ["write-ahead audit", audited],
               ["no audit", plain],
             ] as const);
-      for (const [name, gateway] of order) results[name]!.push(...(await run(gateway.port, pace)));
+      for (const [name, gateway] of order) {
+        const { latencies, ticks } = await run(gateway, pacing);
+        results[name]!.latencies.push(...latencies);
+        results[name]!.ticks += ticks;
+      }
     }
-    const sorted = Object.fromEntries(Object.entries(results).map(([k, l]) => [k, [...l].sort((a, b) => a - b)]));
+    const sorted = Object.fromEntries(
+      Object.entries(results).map(([k, r]) => [k, [...r.latencies].sort((a, b) => a - b)]),
+    );
     console.log(`\n${load}, ${SESSIONS} sessions, NATS on loopback`);
     console.table(
       Object.entries(sorted).map(([name, l]) => ({
@@ -88,6 +123,7 @@ try {
         statements: l.length,
         "median µs": quantile(l, 0.5).toFixed(0),
         "p99 µs": quantile(l, 0.99).toFixed(0),
+        "gateway CPU µs/statement": ((results[name]!.ticks / TICKS / l.length) * 1e6).toFixed(0),
       })),
     );
     const a = sorted["no audit"]!;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { StatementReceivedSchema } from "@agentgate/events";
+import { EventBatchSchema, StatementReceivedSchema } from "@agentgate/events";
 import { type NatsInstance, startNats } from "@agentgate/testkit";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
@@ -9,10 +9,13 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import {
   AUDIT_STREAM,
   auditSubject,
+  BATCH_TYPE,
   BusError,
   decodeEvent,
   EVENT_TYPES,
   ensureAuditStream,
+  eventsOfMessage,
+  messageOfEvents,
   POLICY_SUBJECT,
   sessionIdOfSubject,
   storeStreamOfSubject,
@@ -106,5 +109,35 @@ describe("the audit bus contract", { timeout: 60_000 }, () => {
     });
     const withoutMeta = toBinary(StatementReceivedSchema, create(StatementReceivedSchema, { sql: "SELECT 1" }));
     assert.throws(() => decodeEvent("agentgate.v1.StatementReceived", withoutMeta), /without meta/);
+  });
+
+  it("carries several events of a session as one EventBatch message, and refuses malformed batches", () => {
+    const session = testSession();
+    const events = [session.received({ sql: "SELECT 1" }), session.received({ sql: "SELECT 2" })].map((e) => ({
+      typeName: e.$typeName,
+      data: toBinary(StatementReceivedSchema, e),
+    }));
+    assert.equal(messageOfEvents(events.slice(0, 1)), events[0], "one event travels as itself");
+    const message = messageOfEvents(events);
+    assert.equal(message.typeName, BATCH_TYPE);
+    const expected = toBinary(
+      EventBatchSchema,
+      create(EventBatchSchema, { events: events.map((e) => ({ type: e.typeName, data: e.data })) }),
+    );
+    assert.deepEqual(Buffer.from(message.data), Buffer.from(expected), "what toBinary would write");
+    const unpacked = eventsOfMessage(message.typeName, message.data);
+    assert.deepEqual(
+      unpacked.map((e) => decodeEvent(e.typeName, e.data).meta?.eventId),
+      events.map((e) => decodeEvent(e.typeName, e.data).meta?.eventId),
+    );
+    assert.deepEqual(eventsOfMessage("agentgate.v1.StatementReceived", events[0]!.data), [events[0]]);
+    assert.throws(() => messageOfEvents([]), RangeError);
+    assert.throws(() => eventsOfMessage(BATCH_TYPE, new Uint8Array()), {
+      code: "malformed_event",
+      message: /without events/,
+    });
+    assert.throws(() => eventsOfMessage(BATCH_TYPE, Uint8Array.of(0x0a, 0x05, 0x01)), { code: "malformed_event" });
+    const nested = messageOfEvents([message, events[0]!]);
+    assert.throws(() => eventsOfMessage(nested.typeName, nested.data), { code: "malformed_event", message: /inside/ });
   });
 });

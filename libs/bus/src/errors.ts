@@ -9,7 +9,9 @@ export type BusErrorCode =
   /** The audit stream exists with a configuration that breaks the contract. */
   | "stream_mismatch"
   /** The publisher's connection is down; it is reconnecting. */
-  | "disconnected";
+  | "disconnected"
+  /** The stream did not confirm an event: no acknowledgement in time, or an error instead of one. */
+  | "not_stored";
 
 /** The one error type of the bus contract; `code` says what failed, `cause` keeps the underlying error. */
 export class BusError extends Error {

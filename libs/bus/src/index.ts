@@ -15,9 +15,18 @@ export { BusError, type BusErrorCode } from "./errors.ts";
 export {
   type AuditEvent,
   type AuditEventType,
+  BATCH_TYPE,
+  type BusEvent,
   decodeEvent,
   EVENT_TYPES,
+  eventsOfMessage,
   isAuditEventType,
+  messageOfEvents,
   metaOf,
 } from "./event-types.ts";
-export { type AuditPublisher, type AuditPublisherOptions, createAuditPublisher } from "./publisher.ts";
+export {
+  type AuditPublisher,
+  type AuditPublisherOptions,
+  createAuditPublisher,
+  type OutgoingEvent,
+} from "./publisher.ts";

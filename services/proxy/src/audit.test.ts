@@ -1,14 +1,23 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { AUDIT_STREAM, auditSubject, TYPE_HEADER } from "@agentgate/bus";
 import {
+  AUDIT_STREAM,
+  auditSubject,
+  BATCH_TYPE,
+  decodeEvent,
+  EVENT_TYPES,
+  eventsOfMessage,
+  TYPE_HEADER,
+} from "@agentgate/bus";
+import {
+  type EventMeta,
   SessionEndedSchema,
   SessionStartedSchema,
   StatementCompletedSchema,
   StatementReceivedSchema,
 } from "@agentgate/events";
 import { type NatsInstance, startNats } from "@agentgate/testkit";
-import { fromBinary } from "@bufbuild/protobuf";
+import { type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import pg from "pg";
@@ -36,17 +45,21 @@ interface Recorded {
   data: Uint8Array;
 }
 
-/** Every audit event of one session, in stream order. */
-async function eventsOf(sessionId: string): Promise<Recorded[]> {
+/** Every audit event of one session, in stream order, and how many bus messages carried them. */
+async function eventsOf(sessionId: string): Promise<Recorded[] & { messages: number }> {
   const nc = await connect({ servers: nats.url });
   try {
     const js = jetstream(nc);
     // nats-server 2.9 (Debian 12) has no filter_subjects on ordered consumers: read the stream, keep this session's.
     const consumer = await js.consumers.get(AUDIT_STREAM);
-    const out: Recorded[] = [];
+    const out = Object.assign([] as Recorded[], { messages: 0 });
     const messages = await consumer.fetch({ max_messages: 10_000, expires: 1000 });
     for await (const m of messages) {
-      if (m.subject === auditSubject(sessionId)) out.push({ type: m.headers?.get(TYPE_HEADER) ?? "", data: m.data });
+      if (m.subject !== auditSubject(sessionId)) continue;
+      out.messages++;
+      for (const e of eventsOfMessage(m.headers?.get(TYPE_HEADER) ?? "", m.data)) {
+        out.push({ type: e.typeName, data: e.data });
+      }
     }
     return out;
   } finally {
@@ -97,6 +110,25 @@ describe("write-ahead audit on the bus", { timeout: 120_000 }, () => {
     const ended = events.find((e) => e.type === "agentgate.v1.SessionEnded");
     assert.ok(ended, "the session's end is recorded");
     assert.equal(fromBinary(SessionEndedSchema, ended.data).meta?.sessionId, sessionId);
+    // Outcomes ride with the next statement's record: about one bus message per statement, not two.
+    assert.equal(events.length, 42, "start, 20 records, 20 outcomes, end");
+    assert.ok(events.messages <= 23, `${events.messages} bus messages for 42 events`);
+    // The proxy encodes the session's part of each event's meta once; the bytes are what encoding it whole gives.
+    for (const e of events) {
+      const schema = EVENT_TYPES[e.type as keyof typeof EVENT_TYPES] as DescMessage;
+      assert.notEqual(e.type, BATCH_TYPE);
+      assert.deepEqual(
+        Buffer.from(toBinary(schema, fromBinary(schema, e.data))),
+        Buffer.from(e.data),
+        `${e.type} is canonically encoded`,
+      );
+      const meta = (fromBinary(schema, e.data) as { meta?: EventMeta }).meta!;
+      assert.equal(meta.sessionId, sessionId);
+      assert.equal(meta.target, "app");
+      assert.ok(meta.eventId.length === 36 && meta.occurredAt !== undefined);
+    }
+    const ids = events.map((e) => (decodeEvent(e.type, e.data).meta as EventMeta).eventId);
+    assert.equal(new Set(ids).size, 42, "every event has its own id");
   });
 
   it("refuses statements while the bus cannot acknowledge them, runs nothing, and recovers by itself", async () => {

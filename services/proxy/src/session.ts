@@ -608,7 +608,9 @@ export class ClientSession {
     }
     this.#deciding = true;
     this.#client.pause();
-    this.#flushToUpstream();
+    // What is already forwarded goes out now when the decision may take long; the audit's wait alone is short
+    // (bounded by its ack timeout), and sending it together with the statement saves a socket write per statement.
+    if (verdict instanceof Promise) this.#flushToUpstream();
     Promise.resolve(verdict)
       .then((decided) => (audited ? this.#recordReceived(type, message, decided) : decided))
       .then(

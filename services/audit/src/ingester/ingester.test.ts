@@ -4,7 +4,14 @@ import { once } from "node:events";
 import { Writable } from "node:stream";
 import { after, afterEach, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { AUDIT_STREAM, auditSubject, EVENT_TYPES, ensureAuditStream, TYPE_HEADER } from "@agentgate/bus";
+import {
+  AUDIT_STREAM,
+  auditSubject,
+  EVENT_TYPES,
+  ensureAuditStream,
+  messageOfEvents,
+  TYPE_HEADER,
+} from "@agentgate/bus";
 import { publishEvent, testSession } from "@agentgate/bus/testing";
 import { SessionEndReason, StatementReceivedSchema } from "@agentgate/events";
 import type { PostgresEventStore, RecordedEvent } from "@agentgate/eventstore";
@@ -101,7 +108,17 @@ describe("the audit ingester", { timeout: 180_000 }, () => {
       session.completed(received),
       session.ended(SessionEndReason.CLIENT_CLOSED),
     ];
-    await publishAll(js, events);
+    // The first two as messages of their own, the last two as one EventBatch, as the proxy sends an outcome with
+    // the session's next event.
+    await publishAll(js, events.slice(0, 2));
+    const batch = messageOfEvents(
+      events
+        .slice(2)
+        .map((e) => ({ typeName: e.$typeName, data: toBinary(EVENT_TYPES[e.$typeName] as DescMessage, e) })),
+    );
+    const h = headers();
+    h.set(TYPE_HEADER, batch.typeName);
+    await js.publish(auditSubject(session.sessionId), batch.data, { headers: h });
     await startIngester({ eventStore: store, durable: durable() });
 
     const stored = await eventually("the session is stored", async () => {
@@ -157,14 +174,21 @@ describe("the audit ingester", { timeout: 180_000 }, () => {
       RECEIVED,
       toBinary(StatementReceivedSchema, session.received({ sql: secret })),
     );
+    // A batch is stored whole or not at all: one bad entry makes the message poison.
+    const good = toBinary(StatementReceivedSchema, session.received({ sql: secret }));
+    const badBatch = messageOfEvents([
+      { typeName: RECEIVED, data: good },
+      { typeName: RECEIVED, data: new TextEncoder().encode(`\x0a\x7f${secret}`) },
+    ]);
+    await raw(auditSubject(session.sessionId), badBatch.typeName, badBatch.data);
     await publishEvent(js, session.started());
 
     const ingester = await startIngester({ eventStore: store, durable: durable(), logger });
     const mine = async () =>
       (await collectAll(store)).filter((event) => event.stream === `session-${session.sessionId}`);
     await eventually("the good event is stored", async () => (await mine()).length === 1);
-    await eventually("the bad ones are terminated", () => ingester.stats().terminated === 4);
-    assert.equal(lines.length, 4);
+    await eventually("the bad ones are terminated", () => ingester.stats().terminated === 5);
+    assert.equal(lines.length, 5);
     for (const line of lines) {
       const entry = JSON.parse(line);
       assert.match(entry.subject, /^agentgate\.audit\.session\./);
@@ -178,11 +202,12 @@ describe("the audit ingester", { timeout: 180_000 }, () => {
         'unknown event type "agentgate.v1.Unknown"',
         "no Agentgate-Type header",
         "meta.session_id is not the subject's session",
+        `batch entry 1: ${RECEIVED}: premature EOF`,
       ],
     );
     // Not delivered again: nothing is pending on the consumer.
     await new Promise((resolve) => setTimeout(resolve, 2500));
-    assert.equal(ingester.stats().terminated, 4);
+    assert.equal(ingester.stats().terminated, 5);
   });
 
   it("killed (SIGKILL) and restarted mid-load: exactly 1,000 statements, none twice, each session in order", async () => {

@@ -6,7 +6,7 @@ import { type Logger, pino } from "pino";
 import { type BackoffOptions, backoffDelay, sleep } from "../backoff.ts";
 import { batches } from "../batches.ts";
 import { type ConsumerSettings, ensureConsumer, realign } from "./consumer.ts";
-import { toStoreEvent } from "./to-store-event.ts";
+import { toStoreEvents } from "./to-store-event.ts";
 
 export interface IngesterOptions {
   /** nats://host:port, one or more. */
@@ -27,8 +27,14 @@ export interface IngesterOptions {
   logger?: Logger;
 }
 
+/** One bus message and the events it carries (several for an EventBatch). */
+interface Unit {
+  msg: JsMsg;
+  events: EventToAppend[];
+}
+
 export interface IngesterStats {
-  /** Messages appended to the store (or found already stored) and acknowledged. */
+  /** Events appended to the store (or found already stored) whose messages were acknowledged. */
   stored: number;
   /** Messages that can never be stored (not decodable, wrong subject, conflicting id), terminated and logged. */
   terminated: number;
@@ -98,35 +104,38 @@ export function createIngester(options: IngesterOptions): Ingester {
   };
 
   // A lost ack (NATS restarting) costs a redelivery later, which the store skips: no need to wait for ack replies.
-  const acknowledge = (messages: JsMsg[]) => {
-    for (const msg of messages) msg.ack();
-    stats.stored += messages.length;
-    stats.lastSequence = Math.max(stats.lastSequence, ...messages.map((msg) => msg.seq));
+  const acknowledge = (units: Unit[]) => {
+    for (const unit of units) {
+      unit.msg.ack();
+      stats.stored += unit.events.length;
+      stats.lastSequence = Math.max(stats.lastSequence, unit.msg.seq);
+    }
   };
 
   /** Appends one stream's events in order until it succeeds, is refused for good, or the ingester stops. */
-  const appendInOrder = async (stream: string, events: EventToAppend[], messages: JsMsg[]): Promise<void> => {
+  const appendInOrder = async (stream: string, units: Unit[]): Promise<void> => {
+    const events = units.flatMap((unit) => unit.events);
     for (let attempt = 0; ; attempt++) {
       if (stopping.signal.aborted) {
-        for (const msg of messages) msg.nak();
+        for (const unit of units) unit.msg.nak();
         return;
       }
       try {
         await options.eventStore.append(stream, events, { expectedRevision: "any" });
-        acknowledge(messages);
+        acknowledge(units);
         return;
       } catch (error) {
         if (isPermanent(error)) {
-          if (events.length === 1) return terminate(messages[0]!, (error as Error).message);
-          // Find the one that is refused: the others still go in, in order.
-          for (const [i, event] of events.entries()) await appendInOrder(stream, [event], [messages[i]!]);
+          if (units.length === 1) return terminate(units[0]!.msg, (error as Error).message);
+          // Find the message that is refused: the others still go in, in order.
+          for (const unit of units) await appendInOrder(stream, [unit]);
           return;
         }
         stats.storeFailures += 1;
         const level = attempt === 0 ? "warn" : "debug";
         logger[level]({ err: error, stream, events: events.length, attempt }, "event store append failed; retrying");
         // Keep the messages ours meanwhile, so JetStream does not deliver them again behind newer ones.
-        for (const msg of messages) msg.working();
+        for (const unit of units) unit.msg.working();
         await sleep(Math.min(backoffDelay(attempt, options.backoff), settings.ackWaitMs / 3), stopping.signal);
       }
     }
@@ -134,7 +143,7 @@ export function createIngester(options: IngesterOptions): Ingester {
 
   /** Handles messages in delivery order; returns false when a gap shows that earlier ones were lost on the way. */
   const handle = async (messages: JsMsg[]): Promise<boolean> => {
-    const streams = new Map<string, { events: EventToAppend[]; messages: JsMsg[] }>();
+    const streams = new Map<string, Unit[]>();
     let inOrder = true;
     for (const msg of messages) {
       if (expected !== undefined && msg.seq > expected) {
@@ -143,18 +152,17 @@ export function createIngester(options: IngesterOptions): Ingester {
         break;
       }
       if (expected === undefined || msg.seq === expected) expected = msg.seq + 1;
-      const mapped = toStoreEvent(msg.subject, msg.headers?.get(TYPE_HEADER), msg.data);
+      const mapped = toStoreEvents(msg.subject, msg.headers?.get(TYPE_HEADER), msg.data);
       if (!mapped.ok) {
         terminate(msg, mapped.reason);
         continue;
       }
-      const group = streams.get(mapped.stream) ?? { events: [], messages: [] };
-      group.events.push(mapped.event);
-      group.messages.push(msg);
-      streams.set(mapped.stream, group);
+      const units = streams.get(mapped.stream) ?? [];
+      units.push({ msg, events: mapped.events });
+      streams.set(mapped.stream, units);
     }
     // Streams are independent: their appends go together (the store group-commits them).
-    await Promise.all([...streams].map(([stream, group]) => appendInOrder(stream, group.events, group.messages)));
+    await Promise.all([...streams].map(([stream, units]) => appendInOrder(stream, units)));
     return inOrder;
   };
 

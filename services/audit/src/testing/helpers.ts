@@ -3,7 +3,7 @@ import { publishEvent } from "@agentgate/bus/testing";
 import type { EventStore, RecordedEvent } from "@agentgate/eventstore";
 import { type DescMessage, toBinary } from "@bufbuild/protobuf";
 import type { JetStreamClient } from "@nats-io/jetstream";
-import { toStoreEvent } from "../ingester/to-store-event.ts";
+import { toStoreEvents } from "../ingester/to-store-event.ts";
 
 /** Polls `check` until it returns a value other than undefined/false; fails with `what` after `timeoutMs`. */
 export async function eventually<T>(
@@ -63,8 +63,8 @@ async function publishWithRetry(js: JetStreamClient, event: AuditEvent, attempts
 export async function appendAsIngested(store: EventStore, events: AuditEvent[]): Promise<void> {
   for (const event of events) {
     const data = toBinary(EVENT_TYPES[event.$typeName] as DescMessage, event);
-    const mapped = toStoreEvent(auditSubject(event.meta!.sessionId), event.$typeName, data);
+    const mapped = toStoreEvents(auditSubject(event.meta!.sessionId), event.$typeName, data);
     if (!mapped.ok) throw new Error(mapped.reason);
-    await store.append(mapped.stream, [mapped.event]);
+    await store.append(mapped.stream, mapped.events);
   }
 }

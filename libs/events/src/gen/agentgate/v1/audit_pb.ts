@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentgate/v1/audit.proto.
  */
 export const file_agentgate_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("ChhhZ2VudGdhdGUvdjEvYXVkaXQucHJvdG8SDGFnZW50Z2F0ZS52MSJsCg1TaWduSW5SZWZ1c2VkEiUKBG1ldGEYASABKAsyFy5hZ2VudGdhdGUudjEuRXZlbnRNZXRhEg4KBnJlYXNvbhgCIAEoCRIWCg5jbGllbnRfYWRkcmVzcxgDIAEoCRIMCgR1c2VyGAQgASgJItMCChFTdGF0ZW1lbnRSZWNlaXZlZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRIUCgxzdGF0ZW1lbnRfaWQYAiABKAkSEAoIc2VxdWVuY2UYAyABKAQSCwoDc3FsGAQgASgJEhIKCnBhcmFtZXRlcnMYBSADKAkSEAoIcHJvdG9jb2wYBiABKAkSEwoLZmluZ2VycHJpbnQYByABKAkSMAoKc3RhdGVtZW50cxgIIAMoCzIcLmFnZW50Z2F0ZS52MS5TdGF0ZW1lbnRGYWN0cxIkCgZlZmZlY3QYCSABKA4yFC5hZ2VudGdhdGUudjEuRWZmZWN0EgwKBHJ1bGUYCiABKAkSDgoGcmVhc29uGAsgASgJEhcKD3BvbGljeV9yZXZpc2lvbhgMIAEoCRIYChBhcHBsaWNhdGlvbl9uYW1lGA0gASgJIqwCChJTdGF0ZW1lbnRDb21wbGV0ZWQSJQoEbWV0YRgBIAEoCzIXLmFnZW50Z2F0ZS52MS5FdmVudE1ldGESFAoMc3RhdGVtZW50X2lkGAIgASgJEg4KBnN0YXR1cxgDIAEoCRITCgtjb21tYW5kX3RhZxgEIAEoCRIMCgRyb3dzGAUgASgEEhcKD2R1cmF0aW9uX21pY3JvcxgGIAEoBBIQCghzcWxzdGF0ZRgHIAEoCRJHCgxtYXNrZWRfY2VsbHMYCCADKAsyMS5hZ2VudGdhdGUudjEuU3RhdGVtZW50Q29tcGxldGVkLk1hc2tlZENlbGxzRW50cnkaMgoQTWFza2VkQ2VsbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBImEKF1BvbGljeVJldmlzaW9uQWN0aXZhdGVkEiUKBG1ldGEYASABKAsyFy5hZ2VudGdhdGUudjEuRXZlbnRNZXRhEhAKCHJldmlzaW9uGAIgASgJEg0KBXJ1bGVzGAMgASgNYgZwcm90bzM", [file_agentgate_v1_common, file_agentgate_v1_policy]);
+  fileDesc("ChhhZ2VudGdhdGUvdjEvYXVkaXQucHJvdG8SDGFnZW50Z2F0ZS52MSJsCg1TaWduSW5SZWZ1c2VkEiUKBG1ldGEYASABKAsyFy5hZ2VudGdhdGUudjEuRXZlbnRNZXRhEg4KBnJlYXNvbhgCIAEoCRIWCg5jbGllbnRfYWRkcmVzcxgDIAEoCRIMCgR1c2VyGAQgASgJItMCChFTdGF0ZW1lbnRSZWNlaXZlZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRIUCgxzdGF0ZW1lbnRfaWQYAiABKAkSEAoIc2VxdWVuY2UYAyABKAQSCwoDc3FsGAQgASgJEhIKCnBhcmFtZXRlcnMYBSADKAkSEAoIcHJvdG9jb2wYBiABKAkSEwoLZmluZ2VycHJpbnQYByABKAkSMAoKc3RhdGVtZW50cxgIIAMoCzIcLmFnZW50Z2F0ZS52MS5TdGF0ZW1lbnRGYWN0cxIkCgZlZmZlY3QYCSABKA4yFC5hZ2VudGdhdGUudjEuRWZmZWN0EgwKBHJ1bGUYCiABKAkSDgoGcmVhc29uGAsgASgJEhcKD3BvbGljeV9yZXZpc2lvbhgMIAEoCRIYChBhcHBsaWNhdGlvbl9uYW1lGA0gASgJIqwCChJTdGF0ZW1lbnRDb21wbGV0ZWQSJQoEbWV0YRgBIAEoCzIXLmFnZW50Z2F0ZS52MS5FdmVudE1ldGESFAoMc3RhdGVtZW50X2lkGAIgASgJEg4KBnN0YXR1cxgDIAEoCRITCgtjb21tYW5kX3RhZxgEIAEoCRIMCgRyb3dzGAUgASgEEhcKD2R1cmF0aW9uX21pY3JvcxgGIAEoBBIQCghzcWxzdGF0ZRgHIAEoCRJHCgxtYXNrZWRfY2VsbHMYCCADKAsyMS5hZ2VudGdhdGUudjEuU3RhdGVtZW50Q29tcGxldGVkLk1hc2tlZENlbGxzRW50cnkaMgoQTWFza2VkQ2VsbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBImEKF1BvbGljeVJldmlzaW9uQWN0aXZhdGVkEiUKBG1ldGEYASABKAsyFy5hZ2VudGdhdGUudjEuRXZlbnRNZXRhEhAKCHJldmlzaW9uGAIgASgJEg0KBXJ1bGVzGAMgASgNIjgKCkV2ZW50QmF0Y2gSKgoGZXZlbnRzGAEgAygLMhouYWdlbnRnYXRlLnYxLkJhdGNoZWRFdmVudCIqCgxCYXRjaGVkRXZlbnQSDAoEdHlwZRgBIAEoCRIMCgRkYXRhGAIgASgMYgZwcm90bzM", [file_agentgate_v1_common, file_agentgate_v1_policy]);
 
 /**
  * A client's sign-in was refused (AC-2, AU-2). No token or credential is ever recorded.
@@ -240,4 +240,49 @@ export type PolicyRevisionActivated = Message<"agentgate.v1.PolicyRevisionActiva
  */
 export const PolicyRevisionActivatedSchema: GenMessage<PolicyRevisionActivated> = /*@__PURE__*/
   messageDesc(file_agentgate_v1_audit, 3);
+
+/**
+ * Transport only, never stored as such: several events of one session in one bus message (Agentgate-Type
+ * agentgate.v1.EventBatch, the subject names the session). A statement's write-ahead record carries the outcomes of
+ * the statements before it, so a statement costs one message. The ingester stores each event on its own, in order.
+ *
+ * @generated from message agentgate.v1.EventBatch
+ */
+export type EventBatch = Message<"agentgate.v1.EventBatch"> & {
+  /**
+   * @generated from field: repeated agentgate.v1.BatchedEvent events = 1;
+   */
+  events: BatchedEvent[];
+};
+
+/**
+ * Describes the message agentgate.v1.EventBatch.
+ * Use `create(EventBatchSchema)` to create a new message.
+ */
+export const EventBatchSchema: GenMessage<EventBatch> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_audit, 4);
+
+/**
+ * One event of an EventBatch: its full type name (as the Agentgate-Type header would give it) and its bytes.
+ *
+ * @generated from message agentgate.v1.BatchedEvent
+ */
+export type BatchedEvent = Message<"agentgate.v1.BatchedEvent"> & {
+  /**
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message agentgate.v1.BatchedEvent.
+ * Use `create(BatchedEventSchema)` to create a new message.
+ */
+export const BatchedEventSchema: GenMessage<BatchedEvent> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_audit, 5);
 

@@ -44,6 +44,17 @@ const proxySchema = z.strictObject({
       deadlineMs: z.number().int().min(10).default(2000),
     })
     .optional(),
+  /** Masking of result columns (the rules come from the policy service with each decision). */
+  masking: z
+    .strictObject({
+      /**
+       * Key of the keyed hash behind the `hash` strategy (HMAC-SHA256), at least 32 characters; give it from a
+       * secret (${VAR}). Every worker needs the same key for hashed values to match across sessions. Without it a
+       * random key is made per process.
+       */
+      hashKey: z.string().min(32, "at least 32 characters"),
+    })
+    .optional(),
   /** The audit bus: every statement is recorded there, and acknowledged, before it reaches the database. */
   audit: z
     .strictObject({

@@ -17,6 +17,7 @@ export {
   initLineage,
   type Lineage,
   type LineageOptions,
+  lineageOfStatement,
   type OutputLineage,
   outputLineage,
   type Source,
@@ -45,5 +46,7 @@ export {
   maskRulesSchema,
   masksFor,
   parseMaskRules,
+  strictest,
 } from "./rules.ts";
+export { type CopyFormat, type StatementShape, statementShapes } from "./statements.ts";
 export { type CellMasker, type ColumnType, cellMasker, type Hasher, type Hmac, maskValue, OID } from "./values.ts";

@@ -115,20 +115,23 @@ export function outputLineage(sql: string, options: LineageOptions = {}): Output
 
 /** outputLineage for each statement of a multi-statement string, in order. */
 export function statementLineages(sql: string, options: LineageOptions = {}): OutputLineage[] {
+  return parse(sql).map((stmt) => lineageOfStatement(stmt, options));
+}
+
+/** The lineage of one statement of a parse tree (statementLineages parses the text first). */
+export function lineageOfStatement(stmt: Node, options: LineageOptions = {}): OutputLineage {
   const cx: Cx = {
     isOpaque: options.isOpaqueFunction ?? defaultIsOpaqueFunction,
     columnsOf: options.columnsOf ?? (() => undefined),
     options,
   };
-  return parse(sql).map((stmt) => {
-    try {
-      return publish(statementColumns(stmt, cx, true));
-    } catch (error) {
-      // Too deep to follow, or something seen that nothing can be said about: the proxy treats it as opaque.
-      if (error === OPAQUE || error instanceof RangeError) return "opaque";
-      throw error;
-    }
-  });
+  try {
+    return publish(statementColumns(stmt, cx, true));
+  } catch (error) {
+    // Too deep to follow, or something seen that nothing can be said about: the proxy treats it as opaque.
+    if (error === OPAQUE || error instanceof RangeError) return "opaque";
+    throw error;
+  }
 }
 
 function parse(sql: string): Node[] {

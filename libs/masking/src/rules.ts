@@ -112,6 +112,13 @@ export function masksFor(rules: readonly MaskRule[], principalGroups: Iterable<s
   };
 }
 
+/** The stricter of two masks (either may be absent); `a` among equals. */
+export function strictest(a: Mask | undefined, b: Mask | undefined): Mask | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return stricter(b, a) ? b : a;
+}
+
 function stricter(a: Mask, b: Mask): boolean {
   if (a.strategy === "detect" || b.strategy === "detect") return false;
   const rank = STRICTNESS[a.strategy] - STRICTNESS[b.strategy];

@@ -1,3 +1,4 @@
+import type { MaskRule } from "@agentgate/masking";
 import { READ_ONLY_CLASSES } from "./classes.ts";
 import { compileRelationPattern, type RelationMatcher } from "./relations.ts";
 import type { Rule, RuleEffect } from "./rules.ts";
@@ -6,6 +7,10 @@ import type { Rule, RuleEffect } from "./rules.ts";
 export interface Policy {
   readonly revision: string;
   readonly rules: readonly CompiledRule[];
+  /** Columns masked in results (see masksApplying). */
+  readonly masks: readonly MaskRule[];
+  /** Whether predicates on masked columns are refused. */
+  readonly refuseMaskedPredicates: boolean;
 }
 
 interface CompiledRule {
@@ -59,9 +64,15 @@ export interface Decision {
  * Compiles validated rules. `revision` names this rule set (the service hashes `canonicalRules(rules)`; hashing is
  * left to it so that this library stays free of I/O and `node:*`).
  */
-export function compilePolicy(rules: readonly Rule[], revision: string): Policy {
+export function compilePolicy(
+  rules: readonly Rule[],
+  revision: string,
+  masking: { masks?: readonly MaskRule[]; maskedPredicates?: "allow" | "refuse" } = {},
+): Policy {
   return {
     revision,
+    masks: masking.masks ?? [],
+    refuseMaskedPredicates: masking.maskedPredicates === "refuse",
     rules: rules.map((rule, index) => ({
       index,
       name: rule.name,
@@ -216,4 +227,13 @@ export function readOnly(policy: Policy, principal: PrincipalFacts, target: stri
       !appliesTo(rule, principal, target) ||
       (rule.classes !== undefined && [...rule.classes].every((c) => READ_ONLY_CLASSES.has(c))),
   );
+}
+
+/**
+ * The mask rules that apply to a principal: every rule except those whose `groups.unmasked` names one of its
+ * groups. The proxy masks by these (the strictest match wins per column, see @agentgate/masking masksFor).
+ */
+export function masksApplying(policy: Policy, principal: PrincipalFacts): MaskRule[] {
+  const groups = new Set(principal.groups);
+  return policy.masks.filter((rule) => !(rule.groups?.unmasked ?? []).some((group) => groups.has(group)));
 }

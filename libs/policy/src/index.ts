@@ -4,6 +4,7 @@ export {
   type DecideInput,
   type Decision,
   decide,
+  masksApplying,
   type Policy,
   type PrincipalFacts,
   readOnly,
@@ -13,7 +14,11 @@ export { formatIssue, RulesError, type RulesIssue } from "./errors.ts";
 export { compileRelationPattern, type RelationMatcher } from "./relations.ts";
 export {
   canonicalRules,
+  MASKED_PREDICATES,
+  type PolicyDocument,
   type PolicyServiceConfig,
+  parsePolicyDocument,
+  parsePolicyYaml,
   parseRules,
   parseRulesDocument,
   parseRulesYaml,

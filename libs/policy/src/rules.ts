@@ -1,3 +1,4 @@
+import { type MaskRule, maskRulesSchema } from "@agentgate/masking";
 import { parse as parseYaml } from "yaml";
 import { type ZodType, z } from "zod";
 import { STATEMENT_CLASSES } from "./classes.ts";
@@ -86,8 +87,25 @@ export const rulesSchema = z.array(ruleSchema).superRefine((rules, context) => {
   });
 });
 
-/** A rules file: `rules: [...]` at the top level. */
-export const rulesDocumentSchema = z.strictObject({ rules: rulesSchema });
+/** What a principal may see of predicates on masked columns: allowed, or refused (they leak by inference). */
+export const MASKED_PREDICATES = ["allow", "refuse"] as const;
+
+/**
+ * A rules file: `rules: [...]` at the top level, with optional `masks: [...]` (columns masked in results, see
+ * @agentgate/masking) and `maskedPredicates: allow | refuse` (default allow).
+ */
+export const rulesDocumentSchema = z.strictObject({
+  rules: rulesSchema,
+  masks: maskRulesSchema.optional(),
+  maskedPredicates: z.enum(MASKED_PREDICATES).optional(),
+});
+
+/** A whole policy: statement rules, mask rules and the predicate switch. */
+export interface PolicyDocument {
+  rules: Rule[];
+  masks: MaskRule[];
+  maskedPredicates: (typeof MASKED_PREDICATES)[number];
+}
 
 export type Rule = z.infer<typeof ruleSchema>;
 export type RuleEffect = Rule["effect"];
@@ -101,8 +119,12 @@ export const policyServiceSchema = z
     listen: hostPort.default("127.0.0.1:7070"),
     /** Inline rules; fixed for the life of the process. */
     rules: rulesSchema.optional(),
-    /** A YAML file with `rules: [...]`, watched: valid edits take effect without a restart. */
+    /** A YAML file with `rules: [...]` (and optionally `masks` and `maskedPredicates`), watched. */
     rulesFile: z.string().min(1).optional(),
+    /** Inline mask rules (with inline rules only; a rules file carries its own). */
+    masks: maskRulesSchema.optional(),
+    /** Inline predicate switch (with inline rules only). */
+    maskedPredicates: z.enum(MASKED_PREDICATES).optional(),
   })
   .superRefine((section, context) => {
     const given = (section.rules === undefined ? 0 : 1) + (section.rulesFile === undefined ? 0 : 1);
@@ -112,6 +134,11 @@ export const policyServiceSchema = z
         path: [],
         message: given === 0 ? "expected rules or rulesFile" : "expected rules or rulesFile, not both",
       });
+    }
+    for (const key of ["masks", "maskedPredicates"] as const) {
+      if (section.rulesFile !== undefined && section[key] !== undefined) {
+        context.addIssue({ code: "custom", path: [key], message: "goes in the rules file when rulesFile is used" });
+      }
     }
   });
 
@@ -124,14 +151,25 @@ export function parseRules(input: unknown, source?: string): Rule[] {
 
 /** Validates a parsed rules document (`{ rules: [...] }`). */
 export function parseRulesDocument(document: unknown, source?: string): Rule[] {
+  return parsePolicyDocument(document, source).rules;
+}
+
+/** Validates a parsed rules document with its masks. */
+export function parsePolicyDocument(document: unknown, source?: string): PolicyDocument {
   if (document === null || document === undefined) {
     throw new RulesError([{ key: "", reason: "no rules: expected a document with rules: [...]" }], { source });
   }
-  return check(rulesDocumentSchema, document, document, [], source).rules;
+  const parsed = check(rulesDocumentSchema, document, document, [], source);
+  return { rules: parsed.rules, masks: parsed.masks ?? [], maskedPredicates: parsed.maskedPredicates ?? "allow" };
 }
 
 /** Parses and validates the text of a rules file. */
 export function parseRulesYaml(text: string, source?: string): Rule[] {
+  return parsePolicyYaml(text, source).rules;
+}
+
+/** Parses and validates the text of a rules file, masks included. */
+export function parsePolicyYaml(text: string, source?: string): PolicyDocument {
   let document: unknown;
   try {
     document = parseYaml(text);
@@ -140,7 +178,7 @@ export function parseRulesYaml(text: string, source?: string): Rule[] {
     const first = (cause instanceof Error ? cause.message : String(cause)).split("\n")[0]!.replace(/:$/, "");
     throw new RulesError([{ key: "", reason: `not valid YAML: ${first}` }], { source, cause });
   }
-  return parseRulesDocument(document, source);
+  return parsePolicyDocument(document, source);
 }
 
 // `document` is the input as a `{ rules }` document and `base` the path of the input within it, so that keys and

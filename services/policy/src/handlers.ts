@@ -1,6 +1,6 @@
 import { Effect, type PolicyService, type Principal } from "@agentgate/events";
 import { Code, GrpcError, type ServiceImpl } from "@agentgate/grpc";
-import { decide, type Policy, type PrincipalFacts, type RuleEffect, readOnly } from "@agentgate/policy";
+import { decide, masksApplying, type Policy, type PrincipalFacts, type RuleEffect, readOnly } from "@agentgate/policy";
 import type { Logger } from "pino";
 
 /** The policy in force, and a way to wait for the next one. */
@@ -42,6 +42,12 @@ export function policyHandlers(active: ActivePolicy, logger: Logger): ServiceImp
         revision: policy.revision,
         approverGroups: decision.approverGroups,
         approvalsRequired: decision.approvalsRequired,
+        masks: masksApplying(policy, principal).map((m) => ({
+          column: m.column,
+          strategy: m.strategy,
+          keep: m.keep ?? 0,
+        })),
+        refuseMaskedPredicates: policy.refuseMaskedPredicates,
       };
     },
 

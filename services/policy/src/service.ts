@@ -1,6 +1,6 @@
 import { PolicyService } from "@agentgate/events";
 import { addService, bindServer, isLoopback } from "@agentgate/grpc";
-import { formatIssue, type Policy, parseRules, parseRulesYaml, RulesError } from "@agentgate/policy";
+import { formatIssue, type Policy, parsePolicyDocument, parsePolicyYaml, RulesError } from "@agentgate/policy";
 import { Server } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { type Logger, pino } from "pino";
@@ -11,6 +11,10 @@ import { readRulesText, readRulesTextSync, watchRulesFile } from "./rules-file.t
 export interface PolicyServiceOptions {
   /** Inline rules (the `rules:` list); they never change. Give this or `rulesFile`. */
   rules?: unknown;
+  /** Inline mask rules (with `rules` only). */
+  masks?: unknown;
+  /** Inline predicate switch, allow or refuse (with `rules` only). */
+  maskedPredicates?: unknown;
   /** A YAML file with `rules: [...]`, watched while the service listens. */
   rulesFile?: string;
   /** host:port; port 0 picks a free one. */
@@ -54,7 +58,13 @@ export function createPolicyService(options: PolicyServiceOptions): PolicyServer
 
   let lastText = rulesFile === undefined ? undefined : readRulesTextSync(rulesFile);
   let policy: Policy = policyOf(
-    lastText === undefined ? parseRules(options.rules) : parseRulesYaml(lastText, rulesFile),
+    lastText === undefined
+      ? parsePolicyDocument({
+          rules: options.rules,
+          ...(options.masks === undefined ? {} : { masks: options.masks }),
+          ...(options.maskedPredicates === undefined ? {} : { maskedPredicates: options.maskedPredicates }),
+        })
+      : parsePolicyYaml(lastText, rulesFile),
   );
   let lastResult: ReloadResult = { ok: true, revision: policy.revision };
 
@@ -112,7 +122,7 @@ export function createPolicyService(options: PolicyServiceOptions): PolicyServer
     if (onlyIfChanged && text === lastText) return lastResult;
     lastText = text;
     try {
-      const next = policyOf(parseRulesYaml(text, rulesFile));
+      const next = policyOf(parsePolicyYaml(text, rulesFile));
       if (next.revision !== policy.revision) activate(next);
       else if (!lastResult.ok)
         logger.info({ revision: policy.revision, source }, "policy rules valid again, unchanged");

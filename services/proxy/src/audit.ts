@@ -81,6 +81,8 @@ export interface CompletedStatement {
   rows: bigint;
   sqlstate: string;
   durationMicros: bigint;
+  /** Cells masked per column label (schema.table.column, or the output name of a computed column); never values. */
+  maskedCells?: Record<string, bigint>;
 }
 
 /**

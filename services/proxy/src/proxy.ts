@@ -1,3 +1,4 @@
+import { createHmac, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
 import { hostname } from "node:os";
@@ -5,12 +6,14 @@ import { createSecureContext, type SecureContext } from "node:tls";
 import { type AuditPublisher, createAuditPublisher } from "@agentgate/bus";
 import { type Config, ConfigError, resolveTargets } from "@agentgate/config";
 import { createTokenVerifier, type TokenVerifier } from "@agentgate/identity";
+import type { Hasher } from "@agentgate/masking";
 import { initSqlAnalysis } from "@agentgate/sql";
 import { type Logger, pino } from "pino";
 import { CancelRegistry } from "./cancel.ts";
 import { TargetCatalog } from "./enforce/catalog.ts";
 import { createGrpcPolicy } from "./enforce/grpc-policy.ts";
 import type { PolicyPort } from "./enforce/policy.ts";
+import { MaskCatalog } from "./mask/catalog.ts";
 import { ClientSession, type SessionContext, type SessionInfo } from "./session.ts";
 import { ProxyStats } from "./stats.ts";
 import { upstreamTlsOptions } from "./upstream-tls.ts";
@@ -55,6 +58,17 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
   const catalogs = new Map(
     [...targets.values()].map((t) => [t.name, new TargetCatalog(t, upstreamTls.get(t.name), logger)] as const),
   );
+  const maskCatalogs = new Map(
+    [...targets.values()].map((t) => [t.name, new MaskCatalog(t, upstreamTls.get(t.name), logger)] as const),
+  );
+  const hashKey = config.proxy.masking?.hashKey;
+  if (hashKey === undefined && config.proxy.policy !== undefined) {
+    logger.warn("proxy.masking.hashKey is not set: hashed values are keyed per process and differ between workers");
+  }
+  const hasher: Hasher = {
+    key: hashKey === undefined ? randomBytes(32) : Buffer.from(hashKey, "utf8"),
+    hmac: (key, data) => createHmac("sha256", key).update(data).digest(),
+  };
   let verifier = options.verifier;
   let publisher = options.publisher;
   const policyConfig = config.proxy.policy;
@@ -66,6 +80,8 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
     targets,
     upstreamTls,
     catalogs,
+    maskCatalogs,
+    hasher,
     logger,
     tls: config.proxy.tls && loadTls(config.proxy.tls),
     cancels: new CancelRegistry(),

@@ -5,6 +5,7 @@ import type { AuditPublisher } from "@agentgate/bus";
 import type { ProxyConfig, Target } from "@agentgate/config";
 import { SessionEndReason } from "@agentgate/events";
 import { type Principal, SignInError, type TokenVerifier } from "@agentgate/identity";
+import type { Hasher } from "@agentgate/masking";
 import { PROTECTED_SETTINGS } from "@agentgate/sql";
 import {
   authenticationCleartextPassword,
@@ -34,6 +35,8 @@ import type { PolicyPort } from "./enforce/policy.ts";
 import { refusalExtended, refusalQuery, withoutContext } from "./enforce/refusal.ts";
 import { ResponseTracker } from "./enforce/responses.ts";
 import { GatewayError } from "./errors.ts";
+import type { MaskCatalog } from "./mask/catalog.ts";
+import { SessionMasking } from "./mask/planner.ts";
 import { OutcomeTracker } from "./outcomes.ts";
 import type { ProxyStats } from "./stats.ts";
 import { connectUpstream, type UpstreamConnection } from "./upstream.ts";
@@ -58,6 +61,10 @@ export interface SessionContext {
   readonly publisher: AuditPublisher | undefined;
   /** Each target's own functions and their volatility, for the SQL analysis. */
   readonly catalogs: ReadonlyMap<string, TargetCatalog>;
+  /** Each target's relations and columns, for masking results by provenance. */
+  readonly maskCatalogs: ReadonlyMap<string, MaskCatalog>;
+  /** The keyed hash behind the `hash` mask strategy. */
+  readonly hasher: Hasher;
   readonly workerId: string;
 }
 
@@ -124,6 +131,9 @@ export class ClientSession {
   #expiryTimer: NodeJS.Timeout | undefined;
   /** Decides statements when a policy service is configured. */
   #gate: StatementGate | undefined;
+  /** Masks result columns; undefined when no policy is configured (nothing is masked). */
+  #masking: SessionMasking | undefined;
+  #maskCatalog: MaskCatalog | undefined;
   #tracker: ResponseTracker | undefined;
   #deciding = false;
   #held: [number, Buffer][] = [];
@@ -467,6 +477,10 @@ export class ClientSession {
         logger: this.#log,
       });
       this.#tracker ??= new ResponseTracker();
+      this.#maskCatalog = this.#ctx.maskCatalogs.get(target.name);
+      if (this.#maskCatalog !== undefined) {
+        this.#masking = new SessionMasking({ catalog: this.#maskCatalog, hasher: this.#ctx.hasher, logger: this.#log });
+      }
       if (readOnly) forwarded.set("default_transaction_read_only", "on");
       this.#log.debug({ readOnly }, "policy applies to this session");
       this.#connect(target, forwarded, parameters.get("application_name") ?? "");
@@ -597,10 +611,16 @@ export class ClientSession {
    */
   #route(type: number, message: Buffer): void {
     const gate = this.#gate;
-    const verdict =
+    let verdict: Verdict | undefined | Promise<Verdict | undefined> =
       gate !== undefined && StatementGate.decides(type)
         ? gate.check(type, message, this.#sessionAbort.signal)
         : undefined;
+    if (this.#masking !== undefined && (type === Frontend.Query || type === Frontend.Parse)) {
+      verdict =
+        verdict instanceof Promise
+          ? verdict.then((v) => this.#maskCheck(type, message, v))
+          : this.#maskCheck(type, message, verdict);
+    }
     const audited = this.#audit !== undefined && (type === Frontend.Query || type === Frontend.Bind);
     if (!audited && !(verdict instanceof Promise)) {
       this.#forward(type, message, verdict);
@@ -631,6 +651,38 @@ export class ClientSession {
         },
         (error: unknown) => this.#failRelay(error),
       );
+  }
+
+  /**
+   * After the gate allowed a statement: takes the masks that came with the decision, makes sure the catalog is
+   * loaded when something is masked, and refuses what masking cannot hide (see SessionMasking.check).
+   */
+  #maskCheck(
+    type: number,
+    message: Buffer,
+    verdict: Verdict | undefined,
+  ): Verdict | undefined | Promise<Verdict | undefined> {
+    const masking = this.#masking!;
+    if (verdict === undefined || !verdict.allowed) return verdict;
+    const judgement = verdict.judgement;
+    const decision = judgement?.decision;
+    if (decision !== undefined) masking.useRules(decision.revision, decision.masks, decision.refuseMaskedPredicates);
+    // DDL may create, change or drop what masks name: the next statement reads the catalog again.
+    if (judgement?.statements.some((s) => s.classes.includes("ddl"))) this.#maskCatalog?.stale();
+    if (!masking.active) return verdict;
+    const refuse = (): Verdict => {
+      const sql = type === Frontend.Query ? queryText(message) : parseFields(message).text;
+      const refusal = masking.check(type, sql);
+      if (refusal === undefined) return verdict;
+      const extended = type !== Frontend.Query;
+      const replacement = extended
+        ? refusalExtended(refusal.code, refusal.message, refusal.hint)
+        : refusalQuery(refusal.code, refusal.message, refusal.hint);
+      return judgement === undefined
+        ? { allowed: false, replacement, extended }
+        : { allowed: false, replacement, extended, judgement };
+    };
+    return masking.needsCatalog ? this.#maskCatalog!.fresh().then(refuse) : refuse();
   }
 
   /** A held message turned out malformed (08P01), or deciding failed: forward what was whole, end the session. */
@@ -683,9 +735,12 @@ export class ClientSession {
     else if (type === Frontend.Terminate) this.#clientTerminated = true;
     if (verdict === undefined || verdict.allowed) {
       this.#tracker?.sent(type);
-      this.#toUpstream.add(message);
+      const instead = this.#masking?.sent(type, message);
+      if (instead === undefined) this.#toUpstream.add(message);
+      else for (const m of instead) this.#toUpstream.add(m);
       return;
     }
+    this.#masking?.sent(type, message);
     if (verdict.extended) {
       this.#tracker!.sent(Frontend.Parse, true);
       this.#tracker!.sent(Frontend.Bind, true);
@@ -713,11 +768,17 @@ export class ClientSession {
     if (type === Backend.ErrorResponse && this.#tracker?.isRefusal()) {
       this.#tracker.received(type);
       this.#outcomes?.received(type, message, this.#onCompleted);
+      this.#masking?.received(type, message); // the gateway's own words: followed, not redacted
       this.#toClient.add(withoutContext(message));
       return;
     }
     if (this.#tracker !== undefined && !this.#tracker.received(type)) return; // caused by the gateway's own message
     this.#outcomes?.received(type, message, this.#onCompleted);
+    if (this.#masking !== undefined) {
+      const masked = this.#masking.received(type, message);
+      if (masked === undefined) return; // the answer to the masking's own Describe
+      message = masked;
+    }
     if (type === Backend.ReadyForQuery) {
       if (this.#pendingSyncs > 0) this.#pendingSyncs--;
       if (this.#pendingSyncs === 0) this.#idleTimer?.refresh();
@@ -732,7 +793,7 @@ export class ClientSession {
   };
 
   #onCompleted = (statementId: string, outcome: CompletedStatement): void => {
-    this.#audit?.completed(statementId, outcome);
+    this.#audit?.completed(statementId, { ...outcome, maskedCells: this.#masking?.takeCounts() ?? {} });
   };
 
   /** The server reports session_authorization (the upstream user): the client sees the name it signed in with. */

@@ -1,6 +1,7 @@
 import { PolicyService, PrincipalSchema, Effect as WireEffect } from "@agentgate/events";
 import { createClient } from "@agentgate/grpc";
 import type { Principal } from "@agentgate/identity";
+import { DEFAULT_KEEP, MASK_STRATEGIES, type MaskRule } from "@agentgate/masking";
 import { create } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { type DecideQuery, type Decision, DecisionCache, type Effect, type PolicyPort } from "./policy.ts";
@@ -54,6 +55,8 @@ export function createGrpcPolicy(options: GrpcPolicyOptions): PolicyPort {
         rule: response.rule,
         reason: response.reason,
         revision: response.revision,
+        masks: response.masks.map(maskRuleOf),
+        refuseMaskedPredicates: response.refuseMaskedPredicates,
       };
       cache.set(key(query), decision);
       return decision;
@@ -93,4 +96,14 @@ async function watchRevisions(
     await new Promise((resolve) => setTimeout(resolve, backoffMs).unref());
     backoffMs = Math.min(backoffMs * 2, 5000);
   }
+}
+
+/** A mask rule from the wire; a strategy this proxy does not know is applied as redact (fail closed). */
+function maskRuleOf(rule: { column: string; strategy: string; keep: number }): MaskRule {
+  const strategy = (MASK_STRATEGIES as readonly string[]).includes(rule.strategy)
+    ? (rule.strategy as MaskRule["strategy"])
+    : "redact";
+  return strategy === "partial"
+    ? { column: rule.column, strategy, keep: rule.keep || DEFAULT_KEEP }
+    : { column: rule.column, strategy };
 }

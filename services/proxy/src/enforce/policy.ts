@@ -1,5 +1,6 @@
 import type { StatementFactsSchema } from "@agentgate/events";
 import type { Principal } from "@agentgate/identity";
+import type { MaskRule } from "@agentgate/masking";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 
 export type Effect = "allow" | "deny" | "require_approval";
@@ -9,6 +10,9 @@ export interface Decision {
   rule: string;
   reason: string;
   revision: string;
+  /** Mask rules that apply to the principal under this revision (already filtered by its groups). */
+  masks: MaskRule[];
+  refuseMaskedPredicates: boolean;
 }
 
 /** What the policy needs to know about one statement (the analysis, reduced), as proto/ defines it. */

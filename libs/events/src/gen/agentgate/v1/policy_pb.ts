@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentgate/v1/policy.proto.
  */
 export const file_agentgate_v1_policy: GenFile = /*@__PURE__*/
-  fileDesc("ChlhZ2VudGdhdGUvdjEvcG9saWN5LnByb3RvEgxhZ2VudGdhdGUudjEikgEKDlN0YXRlbWVudEZhY3RzEg0KBWNsYXNzGAEgASgJEg8KB2NsYXNzZXMYAiADKAkSDQoFcmVhZHMYAyADKAkSDgoGd3JpdGVzGAQgAygJEhEKCWZ1bmN0aW9ucxgFIAMoCRITCgtmaW5nZXJwcmludBgGIAEoCRIZChFwcm90ZWN0ZWRfc2V0dGluZxgHIAEoCSKeAQoNRGVjaWRlUmVxdWVzdBIqCglwcmluY2lwYWwYASABKAsyFy5hZ2VudGdhdGUudjEuUHJpbmNpcGFsEg4KBnRhcmdldBgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEgsKA3NxbBgEIAEoCRIwCgpzdGF0ZW1lbnRzGAUgAygLMhwuYWdlbnRnYXRlLnYxLlN0YXRlbWVudEZhY3RzIpsBCg5EZWNpZGVSZXNwb25zZRIkCgZlZmZlY3QYASABKA4yFC5hZ2VudGdhdGUudjEuRWZmZWN0EgwKBHJ1bGUYAiABKAkSDgoGcmVhc29uGAMgASgJEhAKCHJldmlzaW9uGAQgASgJEhcKD2FwcHJvdmVyX2dyb3VwcxgFIAMoCRIaChJhcHByb3ZhbHNfcmVxdWlyZWQYBiABKA0iVAoWRGVzY3JpYmVTZXNzaW9uUmVxdWVzdBIqCglwcmluY2lwYWwYASABKAsyFy5hZ2VudGdhdGUudjEuUHJpbmNpcGFsEg4KBnRhcmdldBgCIAEoCSI+ChdEZXNjcmliZVNlc3Npb25SZXNwb25zZRIRCglyZWFkX29ubHkYASABKAgSEAoIcmV2aXNpb24YAiABKAkiFgoUV2F0Y2hSZXZpc2lvblJlcXVlc3QiKQoVV2F0Y2hSZXZpc2lvblJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgJKmAKBkVmZmVjdBIWChJFRkZFQ1RfVU5TUEVDSUZJRUQQABIQCgxFRkZFQ1RfQUxMT1cQARIPCgtFRkZFQ1RfREVOWRACEhsKF0VGRkVDVF9SRVFVSVJFX0FQUFJPVkFMEAMykAIKDVBvbGljeVNlcnZpY2USQwoGRGVjaWRlEhsuYWdlbnRnYXRlLnYxLkRlY2lkZVJlcXVlc3QaHC5hZ2VudGdhdGUudjEuRGVjaWRlUmVzcG9uc2USXgoPRGVzY3JpYmVTZXNzaW9uEiQuYWdlbnRnYXRlLnYxLkRlc2NyaWJlU2Vzc2lvblJlcXVlc3QaJS5hZ2VudGdhdGUudjEuRGVzY3JpYmVTZXNzaW9uUmVzcG9uc2USWgoNV2F0Y2hSZXZpc2lvbhIiLmFnZW50Z2F0ZS52MS5XYXRjaFJldmlzaW9uUmVxdWVzdBojLmFnZW50Z2F0ZS52MS5XYXRjaFJldmlzaW9uUmVzcG9uc2UwAWIGcHJvdG8z", [file_agentgate_v1_common]);
+  fileDesc("ChlhZ2VudGdhdGUvdjEvcG9saWN5LnByb3RvEgxhZ2VudGdhdGUudjEikgEKDlN0YXRlbWVudEZhY3RzEg0KBWNsYXNzGAEgASgJEg8KB2NsYXNzZXMYAiADKAkSDQoFcmVhZHMYAyADKAkSDgoGd3JpdGVzGAQgAygJEhEKCWZ1bmN0aW9ucxgFIAMoCRITCgtmaW5nZXJwcmludBgGIAEoCRIZChFwcm90ZWN0ZWRfc2V0dGluZxgHIAEoCSI6CghNYXNrUnVsZRIOCgZjb2x1bW4YASABKAkSEAoIc3RyYXRlZ3kYAiABKAkSDAoEa2VlcBgDIAEoDSKeAQoNRGVjaWRlUmVxdWVzdBIqCglwcmluY2lwYWwYASABKAsyFy5hZ2VudGdhdGUudjEuUHJpbmNpcGFsEg4KBnRhcmdldBgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEgsKA3NxbBgEIAEoCRIwCgpzdGF0ZW1lbnRzGAUgAygLMhwuYWdlbnRnYXRlLnYxLlN0YXRlbWVudEZhY3RzIuQBCg5EZWNpZGVSZXNwb25zZRIkCgZlZmZlY3QYASABKA4yFC5hZ2VudGdhdGUudjEuRWZmZWN0EgwKBHJ1bGUYAiABKAkSDgoGcmVhc29uGAMgASgJEhAKCHJldmlzaW9uGAQgASgJEhcKD2FwcHJvdmVyX2dyb3VwcxgFIAMoCRIaChJhcHByb3ZhbHNfcmVxdWlyZWQYBiABKA0SJQoFbWFza3MYByADKAsyFi5hZ2VudGdhdGUudjEuTWFza1J1bGUSIAoYcmVmdXNlX21hc2tlZF9wcmVkaWNhdGVzGAggASgIIlQKFkRlc2NyaWJlU2Vzc2lvblJlcXVlc3QSKgoJcHJpbmNpcGFsGAEgASgLMhcuYWdlbnRnYXRlLnYxLlByaW5jaXBhbBIOCgZ0YXJnZXQYAiABKAkiPgoXRGVzY3JpYmVTZXNzaW9uUmVzcG9uc2USEQoJcmVhZF9vbmx5GAEgASgIEhAKCHJldmlzaW9uGAIgASgJIhYKFFdhdGNoUmV2aXNpb25SZXF1ZXN0IikKFVdhdGNoUmV2aXNpb25SZXNwb25zZRIQCghyZXZpc2lvbhgBIAEoCSpgCgZFZmZlY3QSFgoSRUZGRUNUX1VOU1BFQ0lGSUVEEAASEAoMRUZGRUNUX0FMTE9XEAESDwoLRUZGRUNUX0RFTlkQAhIbChdFRkZFQ1RfUkVRVUlSRV9BUFBST1ZBTBADMpACCg1Qb2xpY3lTZXJ2aWNlEkMKBkRlY2lkZRIbLmFnZW50Z2F0ZS52MS5EZWNpZGVSZXF1ZXN0GhwuYWdlbnRnYXRlLnYxLkRlY2lkZVJlc3BvbnNlEl4KD0Rlc2NyaWJlU2Vzc2lvbhIkLmFnZW50Z2F0ZS52MS5EZXNjcmliZVNlc3Npb25SZXF1ZXN0GiUuYWdlbnRnYXRlLnYxLkRlc2NyaWJlU2Vzc2lvblJlc3BvbnNlEloKDVdhdGNoUmV2aXNpb24SIi5hZ2VudGdhdGUudjEuV2F0Y2hSZXZpc2lvblJlcXVlc3QaIy5hZ2VudGdhdGUudjEuV2F0Y2hSZXZpc2lvblJlc3BvbnNlMAFiBnByb3RvMw", [file_agentgate_v1_common]);
 
 /**
  * What one statement does, as the gateway's SQL analysis (PostgreSQL's own parser) found it.
@@ -76,6 +76,41 @@ export const StatementFactsSchema: GenMessage<StatementFacts> = /*@__PURE__*/
   messageDesc(file_agentgate_v1_policy, 0);
 
 /**
+ * One mask rule as the proxy applies it.
+ *
+ * @generated from message agentgate.v1.MaskRule
+ */
+export type MaskRule = Message<"agentgate.v1.MaskRule"> & {
+  /**
+   * schema.table.column, each part a name or a pattern with * wildcards.
+   *
+   * @generated from field: string column = 1;
+   */
+  column: string;
+
+  /**
+   * redact, partial, hash or null.
+   *
+   * @generated from field: string strategy = 2;
+   */
+  strategy: string;
+
+  /**
+   * partial only: trailing characters left in clear.
+   *
+   * @generated from field: uint32 keep = 3;
+   */
+  keep: number;
+};
+
+/**
+ * Describes the message agentgate.v1.MaskRule.
+ * Use `create(MaskRuleSchema)` to create a new message.
+ */
+export const MaskRuleSchema: GenMessage<MaskRule> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_policy, 1);
+
+/**
  * @generated from message agentgate.v1.DecideRequest
  */
 export type DecideRequest = Message<"agentgate.v1.DecideRequest"> & {
@@ -114,7 +149,7 @@ export type DecideRequest = Message<"agentgate.v1.DecideRequest"> & {
  * Use `create(DecideRequestSchema)` to create a new message.
  */
 export const DecideRequestSchema: GenMessage<DecideRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_policy, 1);
+  messageDesc(file_agentgate_v1_policy, 2);
 
 /**
  * @generated from message agentgate.v1.DecideResponse
@@ -157,6 +192,21 @@ export type DecideResponse = Message<"agentgate.v1.DecideResponse"> & {
    * @generated from field: uint32 approvals_required = 6;
    */
   approvalsRequired: number;
+
+  /**
+   * The mask rules that apply to the principal under this revision (those exempting one of its groups left out):
+   * the proxy masks result columns by them, whatever the effect.
+   *
+   * @generated from field: repeated agentgate.v1.MaskRule masks = 7;
+   */
+  masks: MaskRule[];
+
+  /**
+   * Refuse statements that use a masked column to filter, join, group or order rows (they leak by inference).
+   *
+   * @generated from field: bool refuse_masked_predicates = 8;
+   */
+  refuseMaskedPredicates: boolean;
 };
 
 /**
@@ -164,7 +214,7 @@ export type DecideResponse = Message<"agentgate.v1.DecideResponse"> & {
  * Use `create(DecideResponseSchema)` to create a new message.
  */
 export const DecideResponseSchema: GenMessage<DecideResponse> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_policy, 2);
+  messageDesc(file_agentgate_v1_policy, 3);
 
 /**
  * @generated from message agentgate.v1.DescribeSessionRequest
@@ -186,7 +236,7 @@ export type DescribeSessionRequest = Message<"agentgate.v1.DescribeSessionReques
  * Use `create(DescribeSessionRequestSchema)` to create a new message.
  */
 export const DescribeSessionRequestSchema: GenMessage<DescribeSessionRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_policy, 3);
+  messageDesc(file_agentgate_v1_policy, 4);
 
 /**
  * @generated from message agentgate.v1.DescribeSessionResponse
@@ -211,7 +261,7 @@ export type DescribeSessionResponse = Message<"agentgate.v1.DescribeSessionRespo
  * Use `create(DescribeSessionResponseSchema)` to create a new message.
  */
 export const DescribeSessionResponseSchema: GenMessage<DescribeSessionResponse> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_policy, 4);
+  messageDesc(file_agentgate_v1_policy, 5);
 
 /**
  * @generated from message agentgate.v1.WatchRevisionRequest
@@ -224,7 +274,7 @@ export type WatchRevisionRequest = Message<"agentgate.v1.WatchRevisionRequest"> 
  * Use `create(WatchRevisionRequestSchema)` to create a new message.
  */
 export const WatchRevisionRequestSchema: GenMessage<WatchRevisionRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_policy, 5);
+  messageDesc(file_agentgate_v1_policy, 6);
 
 /**
  * @generated from message agentgate.v1.WatchRevisionResponse
@@ -243,7 +293,7 @@ export type WatchRevisionResponse = Message<"agentgate.v1.WatchRevisionResponse"
  * Use `create(WatchRevisionResponseSchema)` to create a new message.
  */
 export const WatchRevisionResponseSchema: GenMessage<WatchRevisionResponse> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_policy, 6);
+  messageDesc(file_agentgate_v1_policy, 7);
 
 /**
  * What policy says about a statement.

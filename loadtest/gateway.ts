@@ -11,11 +11,17 @@ export const gatewayEntry = fileURLToPath(new URL("../services/cli/bin/agentgate
 export const gatewayTarget = "bench";
 
 /**
- * The gateway's YAML configuration: one listener, one target, and any extra `proxy:` lines (already indented).
- * Strings are written as JSON, which YAML accepts.
+ * The gateway's YAML configuration: one listener, one target, any extra `proxy:` lines (already indented) and any
+ * extra top-level sections (`identity:` ...). Strings are written as JSON, which YAML accepts.
  */
-export function gatewayConfig(port: number, upstreamUrl: string, extraProxy: string[] = []): string {
+export function gatewayConfig(
+  port: number,
+  upstreamUrl: string,
+  extraProxy: string[] = [],
+  extraTop: string[] = [],
+): string {
   return [
+    ...extraTop,
     "proxy:",
     `  listen: ${JSON.stringify(`127.0.0.1:${port}`)}`,
     ...extraProxy,
@@ -27,13 +33,17 @@ export function gatewayConfig(port: number, upstreamUrl: string, extraProxy: str
 }
 
 /** Starts `agentgate proxy` as a separate process; its pino log goes to a file in a temp dir that `stop()` removes. */
-export async function startGateway(upstreamUrl: string, extraProxy: string[] = []): Promise<Server> {
+export async function startGateway(
+  upstreamUrl: string,
+  extraProxy: string[] = [],
+  extraTop: string[] = [],
+): Promise<Server> {
   const { path: dir, remove: cleanup } = makeTempDir("agentgate-gateway-");
   try {
     const port = await freePort();
     const configPath = join(dir, "agentgate.yaml");
     const logPath = join(dir, "gateway.log");
-    writeFileSync(configPath, gatewayConfig(port, upstreamUrl, extraProxy), { mode: 0o600 });
+    writeFileSync(configPath, gatewayConfig(port, upstreamUrl, extraProxy, extraTop), { mode: 0o600 });
     const log = openSync(logPath, "w");
     // Not unprivileged (it is our own code), but tied to our lifetime: it dies with us even if we are killed.
     const child = spawnServer(process.execPath, [gatewayEntry, "proxy", "--config", configPath], {

@@ -200,7 +200,7 @@ function maskDataRowWith(message: Buffer, compiled: Compiled, hasher: Hasher, ma
   }
   if (at !== size) throw new MaskingError("malformed_message", "DataRow has bytes after its last column");
   if (edits.count === 0) return message;
-  const out = Buffer.allocUnsafe(size + grow);
+  const out = allocOutput(size + grow);
   let from = 0;
   let to = 0;
   for (let i = 0; i < edits.count; i++) {
@@ -217,6 +217,24 @@ function maskDataRowWith(message: Buffer, compiled: Compiled, hasher: Hasher, ma
   copyInto(message, from, size, out, to);
   writeInt32(out, 1, out.length - 1);
   edits.clear();
+  return out;
+}
+
+// Masked rows are cut from one slab after another, so the rows of a result lie next to each other in memory and the
+// proxy writes a run of them as one buffer instead of one buffer per row. A slab is never reused: it goes when the
+// last row cut from it has been written.
+const SLAB_SIZE = 64 * 1024;
+let slab = Buffer.allocUnsafeSlow(0);
+let slabUsed = 0;
+
+function allocOutput(size: number): Buffer {
+  if (size > SLAB_SIZE / 4) return Buffer.allocUnsafeSlow(size);
+  if (slabUsed + size > slab.length) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + size);
+  slabUsed += size;
   return out;
 }
 

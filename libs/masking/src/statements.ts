@@ -34,6 +34,13 @@ export interface StatementShape {
   predicateColumns: string[];
   /** Every relation the statement names, as written ("t", "s.t"): an error it raises may quote their values. */
   relations: string[];
+  /**
+   * Values the statement stores (CREATE TABLE AS, SELECT INTO, INSERT ... SELECT, also inside a WITH): the lineage
+   * of each query whose rows are stored. A masked value stored elsewhere would be read back unmasked.
+   */
+  storedLineages: OutputLineage[];
+  /** Column names whose values UPDATE ... SET or MERGE store. */
+  storedColumns: string[];
 }
 
 /** One shape per statement of `sql`, in order. Throws MaskingError (unparsable_sql) for SQL the parser rejects. */
@@ -53,7 +60,13 @@ export function statementShapes(sql: string, options: LineageOptions = {}): Stat
   for (const r of raw) {
     if (r.stmt === undefined) continue;
     const stmt = r.stmt as unknown as Record<string, Record<string, unknown>>;
-    const shape: StatementShape = { lineage: lineageOfStatement(r.stmt, options), predicateColumns: [], relations: [] };
+    const shape: StatementShape = {
+      lineage: lineageOfStatement(r.stmt, options),
+      predicateColumns: [],
+      relations: [],
+      storedLineages: [],
+      storedColumns: [],
+    };
     const prepare = stmt.PrepareStmt;
     if (prepare !== undefined) {
       const start = r.stmt_location ?? 0;
@@ -70,6 +83,9 @@ export function statementShapes(sql: string, options: LineageOptions = {}): Stat
     collectPredicateColumns(r.stmt, false, predicates, relations);
     shape.predicateColumns = [...predicates];
     shape.relations = [...relations];
+    const storedColumns = new Set<string>();
+    collectStores(r.stmt, options, shape.storedLineages, storedColumns);
+    shape.storedColumns = [...storedColumns];
     shapes.push(shape);
   }
   return shapes;
@@ -149,5 +165,55 @@ function collectPredicateColumns(node: unknown, inside: boolean, out: Set<string
       continue;
     }
     collectPredicateColumns(value, inside || PREDICATE_KEYS.has(key), out, relations);
+  }
+}
+
+/** Finds every place the statement stores query results or computed values (see StatementShape.storedLineages). */
+function collectStores(node: unknown, options: LineageOptions, lineages: OutputLineage[], columns: Set<string>): void {
+  if (node === null || typeof node !== "object") return;
+  if (Array.isArray(node)) {
+    for (const item of node) collectStores(item, options, lineages, columns);
+    return;
+  }
+  for (const [key, value] of Object.entries(node)) {
+    const payload = value as Record<string, unknown>;
+    switch (key) {
+      case "CreateTableAsStmt":
+        if (payload.query !== undefined) lineages.push(lineageOfStatement(payload.query as Node, options));
+        break;
+      case "SelectStmt":
+        if (payload.intoClause !== undefined) {
+          lineages.push(lineageOfStatement({ SelectStmt: { ...payload, intoClause: undefined } } as Node, options));
+        }
+        break;
+      case "InsertStmt":
+        if (payload.selectStmt !== undefined) lineages.push(lineageOfStatement(payload.selectStmt as Node, options));
+        break;
+      case "UpdateStmt":
+        collectColumnRefs(payload.targetList, columns);
+        break;
+      case "MergeStmt":
+        collectColumnRefs(payload.mergeWhenClauses, columns);
+        break;
+    }
+    collectStores(value, options, lineages, columns);
+  }
+}
+
+function collectColumnRefs(node: unknown, out: Set<string>): void {
+  if (node === null || typeof node !== "object") return;
+  if (Array.isArray(node)) {
+    for (const item of node) collectColumnRefs(item, out);
+    return;
+  }
+  for (const [key, value] of Object.entries(node)) {
+    if (key === "ColumnRef") {
+      const fields = (value as { fields?: { String?: { sval?: string }; A_Star?: unknown }[] }).fields ?? [];
+      const last = fields.at(-1);
+      if (last?.String?.sval !== undefined) out.add(last.String.sval);
+      else if (last?.A_Star !== undefined) out.add("*");
+      continue;
+    }
+    collectColumnRefs(value, out);
   }
 }

@@ -8,8 +8,11 @@ import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { AUDIT_STREAM, decodeEvent, eventsOfMessage, TYPE_HEADER } from "@agentgate/bus";
 import { createPolicyService } from "@agentgate/policy-service";
-import { type OidcProviderInstance, startOidcProvider } from "@agentgate/testkit";
+import { type NatsInstance, type OidcProviderInstance, startNats, startOidcProvider } from "@agentgate/testkit";
+import { jetstream } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import pg from "pg";
 import { serialize } from "pg-protocol";
 import { runPsql } from "./psql-testing.ts";
@@ -54,10 +57,12 @@ const SCHEMA = `
   CREATE FUNCTION all_ssns() RETURNS SETOF text LANGUAGE sql STABLE AS 'SELECT ssn FROM customers';
   CREATE FUNCTION shout(t text) RETURNS text LANGUAGE plpgsql STABLE AS
     $$ BEGIN RAISE NOTICE 'value is %', t; RETURN 'ok'; END $$;
+  CREATE TABLE scratch (v text);
   ANALYZE customers;
 `;
 
 let idp: OidcProviderInstance;
+let nats: NatsInstance;
 let gw: TestGateway;
 let policy: ReturnType<typeof createPolicyService>;
 let dir: string;
@@ -76,9 +81,11 @@ before(async () => {
       { clientId: "auditor", clientSecret: "auditor-secret", groups: ["auditors"] },
     ],
   });
+  nats = await startNats();
   gw = await startTestGateway({
     proxy: {
       allowPlaintextLoopback: true,
+      audit: { nats: nats.url },
       policy: { address: `127.0.0.1:${policyPort}` },
       masking: { hashKey: "k".repeat(32) },
     },
@@ -94,6 +101,7 @@ after(async () => {
   await gw.close();
   await policy.close();
   await idp.stop();
+  await nats.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -258,6 +266,35 @@ describe("masking by provenance", { timeout: 300_000 }, () => {
     }
   });
 
+  it("the audit records how many cells of which column were masked, and never a masked value", async () => {
+    await asAgent(q("SELECT ssn, upper(email) AS loud, name FROM customers -- counted"));
+    await new Promise((r) => setTimeout(r, 300)); // outcomes ride with the next event or leave within 50 ms
+    const nc = await connect({ servers: nats.url });
+    try {
+      const consumer = await jetstream(nc).consumers.get(AUDIT_STREAM);
+      const messages = await consumer.fetch({ max_messages: 100_000, expires: 1000 });
+      const all: Buffer[] = [];
+      let counted: Record<string, bigint> | undefined;
+      let countedId: string | undefined;
+      for await (const m of messages) {
+        all.push(Buffer.from(m.data));
+        for (const e of eventsOfMessage(m.headers?.get(TYPE_HEADER) ?? "", m.data)) {
+          const event = decodeEvent(e.typeName, e.data);
+          if (event.$typeName === "agentgate.v1.StatementReceived" && event.sql.endsWith("-- counted")) {
+            countedId = event.statementId;
+          }
+          if (event.$typeName === "agentgate.v1.StatementCompleted" && event.statementId === countedId) {
+            counted = event.maskedCells;
+          }
+        }
+      }
+      assert.deepEqual(counted, { "public.customers.ssn": 2n, loud: 2n });
+      assertNoClearValue("the audit stream", Buffer.concat(all));
+    } finally {
+      await nc.close();
+    }
+  });
+
   it("masks with values of the column's type: strategies, text and binary format", async () => {
     const text = await asAgent(q("SELECT ssn, email, card, salary, name FROM customers WHERE id = 1"));
     const row = (text.result as pg.QueryResult).rows[0];
@@ -344,6 +381,34 @@ describe("masking by provenance", { timeout: 300_000 }, () => {
     assert.match(printed, /id,ssn,email/, "the CSV header is kept");
     assert.match(printed, /invalid input syntax for type integer: "\*\*\*\*"/);
     assert.match(readFileSync(out, "utf8"), /^1,Alice,"?\*\*\*\*"?,"?\*\*\*\*\.com"?,"?h:[0-9a-f]{16}"?,,vip$/m);
+  });
+
+  it("refuses to store masked values where they would not be masked, and stores the rest", async () => {
+    for (const sql of [
+      "CREATE TABLE leak1 AS SELECT ssn FROM customers",
+      "SELECT ssn INTO leak2 FROM customers",
+      "INSERT INTO scratch SELECT ssn FROM customers",
+      "INSERT INTO scratch SELECT upper(email) FROM customer_view",
+      "UPDATE customers SET note = ssn",
+      "WITH x AS (INSERT INTO scratch SELECT card FROM customers RETURNING 1) SELECT count(*) FROM x",
+      "CREATE TEMP TABLE leak3 AS SELECT * FROM customers",
+    ]) {
+      const { result } = await asAgent(q(sql));
+      assert.match(JSON.stringify(result), /would store values of the masked column/, sql);
+    }
+    const stored = await asAgent(
+      seq("INSERT INTO scratch SELECT name FROM customers", "SELECT count(*)::int AS n FROM scratch"),
+    );
+    assert.deepEqual((stored.result as pg.QueryResult).rows, [{ n: 2 }]);
+    const direct = new pg.Client({ connectionString: gw.directUrl });
+    await direct.connect();
+    try {
+      const tables = await direct.query("SELECT relname FROM pg_class WHERE relname LIKE 'leak%'");
+      assert.deepEqual(tables.rows, [], "nothing was created");
+      assert.equal((await direct.query("SELECT count(*)::int AS n FROM customers WHERE note = ssn")).rows[0].n, 0);
+    } finally {
+      await direct.end();
+    }
   });
 
   it("refuses COPY in binary format of masked columns, and allows it for columns that are not", async () => {

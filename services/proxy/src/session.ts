@@ -767,18 +767,17 @@ export class ClientSession {
   #onUpstreamMessage = (type: number, message: Buffer): void => {
     if (type === Backend.ErrorResponse && this.#tracker?.isRefusal()) {
       this.#tracker.received(type);
-      this.#outcomes?.received(type, message, this.#onCompleted);
       this.#masking?.received(type, message); // the gateway's own words: followed, not redacted
+      this.#outcomes?.received(type, message, this.#onCompleted);
       this.#toClient.add(withoutContext(message));
       return;
     }
     if (this.#tracker !== undefined && !this.#tracker.received(type)) return; // caused by the gateway's own message
+    // Masking first: a statement's masked-cell counts are complete when its outcome is recorded.
+    const sent = this.#masking === undefined ? message : this.#masking.received(type, message);
     this.#outcomes?.received(type, message, this.#onCompleted);
-    if (this.#masking !== undefined) {
-      const masked = this.#masking.received(type, message);
-      if (masked === undefined) return; // the answer to the masking's own Describe
-      message = masked;
-    }
+    if (sent === undefined) return; // the answer to the masking's own Describe
+    message = sent;
     if (type === Backend.ReadyForQuery) {
       if (this.#pendingSyncs > 0) this.#pendingSyncs--;
       if (this.#pendingSyncs === 0) this.#idleTimer?.refresh();

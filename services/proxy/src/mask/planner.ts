@@ -161,6 +161,14 @@ export class SessionMasking {
           hint: "Use COPY in text or CSV format.",
         };
       }
+      const stored = this.#storedMasked(shape);
+      if (stored !== undefined) {
+        return {
+          code: "42501",
+          message: `permission denied: this statement would store values of the masked column "${stored}" where they are not masked`,
+          hint: "Masked values may be read (masked) but not copied into other tables.",
+        };
+      }
       if (this.#refusePredicates) {
         const used = this.#maskedPredicate(shape);
         if (used !== undefined) {
@@ -266,9 +274,7 @@ export class SessionMasking {
       case Backend.DataRow: {
         const result = this.#result ?? this.#executeResult();
         if (result === undefined) return message;
-        const out = result.masker.dataRow(message);
-        if (out !== message) this.#count(result);
-        return out;
+        return result.masker.dataRow(message);
       }
       case Backend.CopyData: {
         const copy = this.#copy;
@@ -284,7 +290,6 @@ export class SessionMasking {
             ? copy.masker.copyCsvRow(line, copyOptions(copy.format))
             : copy.masker.copyTextRow(line, copyOptions(copy.format));
         if (masked === line) return message;
-        this.#count(copy);
         if (masked.length === 0) return undefined; // a row nothing can be said about is not relayed
         return frame(Backend.CopyData, masked);
       }
@@ -304,16 +309,14 @@ export class SessionMasking {
       case Backend.CommandComplete:
       case Backend.EmptyQueryResponse:
       case Backend.PortalSuspended: {
-        this.#result = undefined;
-        this.#copy = undefined;
+        this.#endResult();
         const head = this.#entries[0];
         if (head?.kind === "query") head.index++;
         else if (head?.kind === "execute") this.#entries.shift();
         return message;
       }
       case Backend.ErrorResponse: {
-        this.#result = undefined;
-        this.#copy = undefined;
+        this.#endResult();
         const head = this.#entries[0];
         const touches = head?.kind === "query" || head?.kind === "execute" ? head.touches : true;
         // In the extended protocol the server skips to the next Sync.
@@ -328,8 +331,7 @@ export class SessionMasking {
         return this.active ? this.#redactNotice(message, touches) : message;
       }
       case Backend.ReadyForQuery: {
-        this.#result = undefined;
-        this.#copy = undefined;
+        this.#endResult();
         // Everything up to and including the Sync or Query this answers is done.
         while (this.#entries.length > 0) {
           const e = this.#entries.shift()!;
@@ -394,6 +396,30 @@ export class SessionMasking {
     return false;
   }
 
+  /** A masked column whose values the statement would store elsewhere (or "(unverifiable)"), else undefined. */
+  #storedMasked(shape: StatementShape): string | undefined {
+    for (const lineage of shape.storedLineages) {
+      const width = lineageWidth(lineage, this.#o.catalog.columnsOf);
+      const aligned = this.#align(lineage, width);
+      if (aligned === "opaque") return FAIL_CLOSED.rule;
+      for (let i = 0; i < Math.max(width, 1); i++) {
+        const mask = this.#maskOfSources(aligned(i), 0);
+        if (mask !== undefined) return mask.rule;
+      }
+    }
+    if (shape.storedColumns.length > 0) {
+      for (const written of shape.relations) {
+        for (const relation of this.#o.catalog.relationsNamed(written)) {
+          const masked = this.#maskedColumnsOf(relation);
+          if (masked.size === 0) continue;
+          const used = shape.storedColumns.find((c) => c === "*" || masked.has(c));
+          if (used !== undefined) return used === "*" ? [...masked][0] : used;
+        }
+      }
+    }
+    return undefined;
+  }
+
   #maskedPredicate(shape: StatementShape): string | undefined {
     if (shape.predicateColumns.length === 0) return undefined;
     for (const written of shape.relations) {
@@ -421,6 +447,7 @@ export class SessionMasking {
     }
     if (!this.active) return message;
     if (head?.kind === "query") {
+      this.#endResult();
       const shape = head.shapes?.[head.index];
       this.#result = this.#plan(rowDescriptionFields(message), head.shapes === undefined ? "opaque" : shape?.lineage);
     }
@@ -442,6 +469,7 @@ export class SessionMasking {
       this.#o.logger.warn("rows without a known description: every cell is masked");
       fields = [];
     }
+    this.#endResult();
     this.#result = this.#plan(fields, portal.statement.shape?.lineage ?? "opaque");
     return this.#result;
   }
@@ -583,6 +611,7 @@ export class SessionMasking {
             plan.map(() => TEXT),
             this.#o.hasher,
           );
+    this.#endResult();
     this.#copy = { masker, labels, format, skipHeader: format.format === "csv" && format.header };
   }
 
@@ -603,6 +632,14 @@ export class SessionMasking {
       if (code === 0x4d || code === 0x44 || code === 0x48 /* H hint */ || code === 0x57) return redactText(text).text;
       return text;
     });
+  }
+
+  /** A result set ended: its masked-cell counts go to the statement's tally. */
+  #endResult(): void {
+    if (this.#result !== undefined) this.#count(this.#result);
+    if (this.#copy !== undefined) this.#count(this.#copy);
+    this.#result = undefined;
+    this.#copy = undefined;
   }
 
   #count(result: Result): void {

@@ -59,6 +59,7 @@ export async function runDev(args: string[]): Promise<number> {
         tls: { cert: cert.certPath, key: cert.keyPath },
         policy: { address: `127.0.0.1:${policyPort}` },
         audit: { nats: nats.url },
+        masking: { hashKey: randomBytes(32).toString("base64") },
       },
       identity: { issuer: idp.issuer, audience: "agentgate" },
       targets: { demo: { url: pg.url(database) } },

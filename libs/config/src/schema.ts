@@ -44,6 +44,23 @@ const proxySchema = z.strictObject({
       deadlineMs: z.number().int().min(10).default(2000),
     })
     .optional(),
+  /** The approval service: statements whose decision is require_approval wait for humans there. */
+  approval: z
+    .strictObject({
+      /** host:port of the approval service's gRPC endpoint. */
+      address: hostPort,
+      /** How long a held statement waits for a decision before it is refused (and the request expires). */
+      timeoutMs: z.number().int().min(1000).default(300_000),
+      /**
+       * wait: the session holds the statement until it is decided; deferred: the statement is refused at once with
+       * the approval's id, and once approved the same principal may run that exact statement once (until the
+       * request's timeout).
+       */
+      mode: z.enum(["wait", "deferred"]).default("wait"),
+      /** A call to the service (not the wait) that takes longer fails the statement. */
+      deadlineMs: z.number().int().min(10).default(5000),
+    })
+    .optional(),
   /** Masking of result columns (the rules come from the policy service with each decision). */
   masking: z
     .strictObject({

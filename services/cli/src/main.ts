@@ -1,4 +1,5 @@
 import { ConfigError } from "@agentgate/config";
+import { runApprovalService, runApprovals } from "./approvals.ts";
 import { runAudit } from "./audit.ts";
 import { runDev } from "./dev.ts";
 import { runPolicy } from "./policy.ts";
@@ -11,6 +12,8 @@ import { UsageError } from "./usage.ts";
 const USAGE = `usage: agentgate <command> [options]
 
 commands:
+  approval run        run the approval service from the config's approval: section (--config FILE)
+  approvals           approvers' CLI: list, show ID, approve ID, deny ID --reason TEXT (--help)
   audit               the audit record: export, verify (a bundle offline, or --store), run, rebuild (--help)
   dev                 start a demo: a throwaway PostgreSQL with sample data behind a gateway
   policy              run the policy service from the config's policy: section (--config FILE or AGENTGATE_CONFIG)
@@ -23,6 +26,8 @@ commands:
 type Command = (args: string[]) => Promise<number>;
 
 const commands: Record<string, Command> = {
+  approval: runApprovalService,
+  approvals: (args) => runApprovals(args),
   audit: runAudit,
   dev: runDev,
   policy: runPolicy,

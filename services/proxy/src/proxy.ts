@@ -10,6 +10,7 @@ import type { Hasher } from "@agentgate/masking";
 import { initSqlAnalysis } from "@agentgate/sql";
 import { type Logger, pino } from "pino";
 import { CancelRegistry } from "./cancel.ts";
+import { type ApprovalPort, createGrpcApprovals } from "./enforce/approvals.ts";
 import { TargetCatalog } from "./enforce/catalog.ts";
 import { createGrpcPolicy } from "./enforce/grpc-policy.ts";
 import type { PolicyPort } from "./enforce/policy.ts";
@@ -27,6 +28,8 @@ export interface ProxyOptions {
   policy?: PolicyPort;
   /** Records statements; by default a JetStream publisher to `config.proxy.audit.nats`, when configured. */
   publisher?: AuditPublisher;
+  /** Where statements wait for approval; by default a gRPC client of `config.proxy.approval.address`, when configured. */
+  approvals?: ApprovalPort;
 }
 
 /** A proxy worker: accepts PostgreSQL clients and relays each to its target. */
@@ -75,6 +78,19 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
   const policy =
     options.policy ??
     (policyConfig && createGrpcPolicy({ address: policyConfig.address, deadlineMs: policyConfig.deadlineMs, logger }));
+  const approvalConfig = config.proxy.approval;
+  const approvals = approvalConfig && {
+    port:
+      options.approvals ??
+      createGrpcApprovals({
+        address: approvalConfig.address,
+        deadlineMs: approvalConfig.deadlineMs,
+        workerId,
+        logger,
+      }),
+    timeoutMs: approvalConfig.timeoutMs,
+    mode: approvalConfig.mode,
+  };
   const ctx: SessionContext = {
     config: config.proxy,
     targets,
@@ -91,6 +107,7 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
     },
     stats,
     policy,
+    approvals,
     get publisher() {
       return publisher;
     },
@@ -162,6 +179,7 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
       }
       await stopped;
       policy?.close();
+      approvals?.port.close();
       if (options.publisher === undefined) await publisher?.close();
       logger.info("proxy stopped");
     },

@@ -28,7 +28,9 @@ import {
 import type { Logger } from "pino";
 import { type CompletedStatement, type ReceivedStatement, SessionAudit } from "./audit.ts";
 import { type CancelKey, type CancelRegistry, sendCancel } from "./cancel.ts";
+import type { ApprovalPort } from "./enforce/approvals.ts";
 import type { TargetCatalog } from "./enforce/catalog.ts";
+import { createEstimator } from "./enforce/estimate.ts";
 import { type Judgement, StatementGate, type Verdict } from "./enforce/gate.ts";
 import { bindParameters, bindStatement, closeTarget, parseFields, queryText } from "./enforce/messages.ts";
 import type { PolicyPort } from "./enforce/policy.ts";
@@ -57,6 +59,8 @@ export interface SessionContext {
   readonly stats: ProxyStats;
   /** Decides statements; undefined when no policy service is configured (every statement passes). */
   readonly policy: PolicyPort | undefined;
+  /** Where require_approval statements wait; undefined when no approval service is configured. */
+  readonly approvals: { port: ApprovalPort; timeoutMs: number; mode: "wait" | "deferred" } | undefined;
   /** The audit bus; undefined when none is configured (nothing is recorded). */
   readonly publisher: AuditPublisher | undefined;
   /** Each target's own functions and their volatility, for the SQL analysis. */
@@ -131,6 +135,8 @@ export class ClientSession {
   #expiryTimer: NodeJS.Timeout | undefined;
   /** Decides statements when a policy service is configured. */
   #gate: StatementGate | undefined;
+  /** Aborted by the client's CancelRequest: ends a wait for approval (then replaced for the next statement). */
+  #holdCancel = new AbortController();
   /** Masks result columns; undefined when no policy is configured (nothing is masked). */
   #masking: SessionMasking | undefined;
   #maskCatalog: MaskCatalog | undefined;
@@ -467,8 +473,13 @@ export class ClientSession {
       catalog?.fresh(),
     ]).then(([readOnly]) => {
       if (this.#phase !== "connecting") return;
+      const approvals = this.#ctx.approvals;
       this.#gate = new StatementGate({
         policy,
+        approvals: approvals && {
+          ...approvals,
+          estimate: createEstimator(target, this.#ctx.upstreamTls.get(target.name), this.#log),
+        },
         principal: this.#principal,
         target: target.name,
         sessionId: this.id,
@@ -516,9 +527,12 @@ export class ClientSession {
     clearTimeout(this.#startupTimer);
     this.#upstream = upstream;
     const target = this.#target!;
-    this.#cancelKey = this.#ctx.cancels.issue(() =>
-      this.#upstream ? { target, processId: upstream.processId, secretKey: upstream.secretKey } : undefined,
-    );
+    this.#cancelKey = this.#ctx.cancels.issue(() => {
+      // A statement held for approval is not on the server yet: the cancel withdraws the request.
+      this.#holdCancel.abort(new Error("the client canceled the statement"));
+      this.#holdCancel = new AbortController();
+      return this.#upstream ? { target, processId: upstream.processId, secretKey: upstream.secretKey } : undefined;
+    });
     const socket = upstream.socket;
     socket.on("data", this.#onUpstreamData);
     socket.on("error", this.#onUpstreamError);
@@ -613,7 +627,7 @@ export class ClientSession {
     const gate = this.#gate;
     let verdict: Verdict | undefined | Promise<Verdict | undefined> =
       gate !== undefined && StatementGate.decides(type)
-        ? gate.check(type, message, this.#sessionAbort.signal)
+        ? gate.check(type, message, AbortSignal.any([this.#sessionAbort.signal, this.#holdCancel.signal]))
         : undefined;
     if (this.#masking !== undefined && (type === Frontend.Query || type === Frontend.Parse)) {
       verdict =

@@ -1,7 +1,9 @@
 import type { Principal } from "@agentgate/identity";
-import { type Analysis, analyze, type FunctionCatalog, SqlAnalysisError } from "@agentgate/sql";
+import { type Analysis, analyze, type FunctionCatalog, fingerprintOf, SqlAnalysisError } from "@agentgate/sql";
 import { Frontend } from "@agentgate/wire";
 import type { Logger } from "pino";
+import type { ApprovalPort, ApprovalRequest } from "./approvals.ts";
+import type { Estimator } from "./estimate.ts";
 import { bindStatement, closeTarget, parseFields, queryText } from "./messages.ts";
 import { type DecideQuery, type Decision, type PolicyPort, principalKey, type StatementFacts } from "./policy.ts";
 import { refusalExtended, refusalQuery } from "./refusal.ts";
@@ -22,6 +24,8 @@ const ALLOWED: Verdict = { allowed: true };
 
 export interface GateOptions {
   policy: PolicyPort;
+  /** Where require_approval statements wait; without it they are refused with a message that says so. */
+  approvals?: { port: ApprovalPort; timeoutMs: number; mode: "wait" | "deferred"; estimate: Estimator } | undefined;
   principal: Principal | undefined;
   target: string;
   sessionId: string;
@@ -117,10 +121,14 @@ export class StatementGate {
       ...verdict,
       judgement: { statements: query.statements, fingerprint: analysis.fingerprint, decision },
     });
+    const apply = (decision: Decision): Verdict | Promise<Verdict> => {
+      const verdict = this.#apply(decision, analysis, sql, extended, statementName, signal);
+      return verdict instanceof Promise ? verdict.then((v) => judged(decision, v)) : judged(decision, verdict);
+    };
     const cached = this.#o.policy.cached(query);
-    if (cached !== undefined) return judged(cached, this.#apply(cached, analysis, extended, statementName));
+    if (cached !== undefined) return apply(cached);
     return this.#o.policy.decide(query, signal).then(
-      (decision) => judged(decision, this.#apply(decision, analysis, extended, statementName)),
+      (decision) => apply(decision),
       (error: unknown) => {
         if (signal.aborted) throw error;
         this.#o.logger.warn({ err: error }, "policy service unavailable: statement refused");
@@ -138,8 +146,18 @@ export class StatementGate {
     );
   }
 
-  #apply(decision: Decision, analysis: Analysis, extended: boolean, statementName: string | undefined): Verdict {
+  #apply(
+    decision: Decision,
+    analysis: Analysis,
+    sql: string,
+    extended: boolean,
+    statementName: string | undefined,
+    signal: AbortSignal,
+  ): Verdict | Promise<Verdict> {
     if (decision.effect === "allow") return this.#allowed(analysis, statementName);
+    if (decision.effect === "require_approval" && this.#o.approvals !== undefined) {
+      return this.#hold(decision, analysis, sql, extended, statementName, signal);
+    }
     const rule = decision.rule === "" ? "no rule allows it" : `rule "${decision.rule}"`;
     const message =
       decision.effect === "require_approval"
@@ -148,6 +166,111 @@ export class StatementGate {
     const hint =
       decision.effect === "require_approval" ? "Approvals are not available yet; ask an administrator." : undefined;
     return this.#refuse("42501", message, hint, extended, statementName);
+  }
+
+  /**
+   * A statement that needs approval: asks the approval service (with the planner's row estimate for DML and the
+   * objects it changes), then either holds it until humans decide (wait mode: approved runs it, once; denied, timed
+   * out or withdrawn refuses it saying so) or refuses it at once with the approval's id (deferred mode), letting the
+   * same principal run exactly that statement once after approval.
+   */
+  async #hold(
+    decision: Decision,
+    analysis: Analysis,
+    sql: string,
+    extended: boolean,
+    statementName: string | undefined,
+    signal: AbortSignal,
+  ): Promise<Verdict> {
+    const { port, timeoutMs, mode, estimate } = this.#o.approvals!;
+    const rule = decision.rule === "" ? "no rule" : `rule "${decision.rule}"`;
+    const requester = principalOf(this.#o.principal);
+    let fingerprint = "";
+    try {
+      fingerprint = fingerprintOf(sql);
+    } catch {
+      // unparsable statements never get here; an empty fingerprint only weakens the deferred match
+    }
+    try {
+      if (mode === "deferred") {
+        const used = await port.consume({ requester, target: this.#o.target, fingerprint, sql });
+        if (used !== undefined) {
+          this.#o.logger.info({ approval: used }, "approved statement runs (deferred approval used)");
+          return this.#allowed(analysis, statementName);
+        }
+      }
+      const writes = [...new Set(analysis.statements.flatMap((s) => s.writes))];
+      const dml = analysis.statements.length === 1 && analysis.statements[0]!.classes.includes("write");
+      const request: ApprovalRequest = {
+        requester,
+        target: this.#o.target,
+        sessionId: this.#o.sessionId,
+        sql,
+        rule: decision.rule,
+        reason: decision.reason,
+        approverGroups: decision.approverGroups,
+        approvalsRequired: decision.approvalsRequired,
+        estimatedRows: dml ? await estimate(sql) : -1n,
+        objects: writes,
+        timeoutSeconds: Math.ceil(timeoutMs / 1000),
+        mode,
+        fingerprint,
+      };
+      const approval = await port.request(request, signal);
+      if (mode === "deferred") {
+        return this.#refuse(
+          "42501",
+          `statement requires approval (${rule}): approval ${approval.id} requested from ${decision.approverGroups.join(", ")}`,
+          `Nothing was run. Once it is approved, run the same statement again (within ${Math.round(timeoutMs / 1000)} s); it runs once.`,
+          extended,
+          statementName,
+        );
+      }
+      this.#o.logger.info({ approval: approval.id, rule: decision.rule }, "statement held for approval");
+      const outcome = await port.wait(approval.id, timeoutMs, signal);
+      switch (outcome.state) {
+        case "approved":
+          this.#o.logger.info({ approval: approval.id }, "statement approved: it runs");
+          return this.#allowed(analysis, statementName);
+        case "denied": {
+          const denial = outcome.approval.decisions.find((d) => !d.approved);
+          const who = denial?.approver?.subject ?? "an approver";
+          return this.#refuse(
+            "42501",
+            `statement denied by ${who} (approval ${approval.id}): ${denial?.reason ?? ""}`,
+            "Nothing was run.",
+            extended,
+            statementName,
+          );
+        }
+        case "expired":
+          return this.#refuse(
+            "57014",
+            `statement not run: approval ${approval.id} was not decided within ${Math.round(timeoutMs / 1000)} s`,
+            "Nothing was run. Ask an approver and run it again.",
+            extended,
+            statementName,
+          );
+        case "withdrawn":
+          return this.#refuse(
+            "57014",
+            `canceling statement due to user request (approval ${approval.id} withdrawn)`,
+            "Nothing was run.",
+            extended,
+            statementName,
+          );
+      }
+    } catch (error) {
+      if (signal.aborted) throw error;
+      this.#o.logger.warn({ err: error }, "approval service unavailable: statement refused");
+      return this.#refuse(
+        "57P03",
+        `statement requires approval (${rule}) and the approval service is unavailable`,
+        "Nothing was run. Retry when the approval service is back.",
+        extended,
+        statementName,
+      );
+    }
   }
 
   #allowed(analysis: Analysis, statementName: string | undefined): Verdict {
@@ -184,4 +307,15 @@ function facts(s: Analysis["statements"][number]): StatementFacts {
     fingerprint: s.fingerprint,
     protectedSetting: s.flags.protectedSetting ?? "",
   };
+}
+
+function principalOf(principal: Principal | undefined): ApprovalRequest["requester"] {
+  return principal === undefined
+    ? { subject: "anonymous", groups: [], issuer: "", clientId: "" }
+    : {
+        subject: principal.subject,
+        groups: principal.groups,
+        issuer: principal.issuer,
+        clientId: principal.clientId ?? "",
+      };
 }

@@ -56,6 +56,8 @@ export function createGrpcPolicy(options: GrpcPolicyOptions): PolicyPort {
         reason: response.reason,
         revision: response.revision,
         masks: response.masks.map(maskRuleOf),
+        approverGroups: response.approverGroups,
+        approvalsRequired: response.approvalsRequired,
         refuseMaskedPredicates: response.refuseMaskedPredicates,
       };
       cache.set(key(query), decision);

@@ -12,6 +12,9 @@ export interface Decision {
   revision: string;
   /** Mask rules that apply to the principal under this revision (already filtered by its groups). */
   masks: MaskRule[];
+  /** For require_approval: who may approve, and how many approvals are needed. */
+  approverGroups: string[];
+  approvalsRequired: number;
   refuseMaskedPredicates: boolean;
 }
 

@@ -1,0 +1,369 @@
+import { randomUUID } from "node:crypto";
+import { type ApprovalSchema, ApprovalService, ApprovalState, type Principal } from "@agentgate/events";
+import { type EventStore, WrongExpectedRevisionError } from "@agentgate/eventstore";
+import {
+  addService,
+  bindServer,
+  type CallContext,
+  Code,
+  GrpcError,
+  isLoopback,
+  type ServiceImpl,
+} from "@agentgate/grpc";
+import { SignInError, type TokenVerifier } from "@agentgate/identity";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Server } from "@grpc/grpc-js";
+import { type Logger, pino } from "pino";
+import { fromStored, isApprovalEventType, STREAM_PREFIX, stateOf, streamOf, toStored, viewOf } from "./codec.ts";
+import {
+  type ApprovalCommand,
+  type ApprovalEvent,
+  ApprovalRefused,
+  decide,
+  evolve,
+  principalKey,
+  type ApprovalState as State,
+} from "./decider.ts";
+
+export interface ApprovalServiceOptions {
+  /** The event store (the audit's): approvals are streams `approval-<id>` in it. */
+  store: EventStore;
+  /** host:port; port 0 picks a free one. */
+  listen: string;
+  /** Verifies approvers' bearer tokens; without it Approve and Deny are refused (UNAUTHENTICATED). */
+  verifier: TokenVerifier | undefined;
+  logger?: Logger;
+  /** How often pending requests past their expiry are expired (a proxy that died cannot); default 5000 ms. */
+  sweepIntervalMs?: number;
+  /** How long a proxy's request lives when it does not say; default 5 minutes. */
+  defaultTimeoutSeconds?: number;
+  /** Name of this instance in events; default a random id. */
+  instanceId?: string;
+}
+
+export interface ApprovalServer {
+  listen(): Promise<{ address: string; port: number }>;
+  close(): Promise<void>;
+}
+
+type View = MessageInitShape<typeof ApprovalSchema>;
+
+interface Entry {
+  state: State;
+  revision: bigint;
+  position: bigint;
+}
+
+const REFUSAL_CODES: Record<ApprovalRefused["code"], Code> = {
+  not_found: Code.NOT_FOUND,
+  exists: Code.ALREADY_EXISTS,
+  not_pending: Code.FAILED_PRECONDITION,
+  self_approval: Code.PERMISSION_DENIED,
+  not_an_approver: Code.PERMISSION_DENIED,
+  already_decided: Code.ALREADY_EXISTS,
+  not_the_requester: Code.PERMISSION_DENIED,
+  invalid: Code.INVALID_ARGUMENT,
+};
+
+/**
+ * The approval service: an event-sourced aggregate per approval (a decider, appended with optimistic concurrency),
+ * a projection of every approval kept live from the store's subscription (so any instance sees what any other
+ * appended), and the gRPC API proxies, the CLI and the Slack bot use.
+ */
+export function createApprovalService(options: ApprovalServiceOptions): ApprovalServer {
+  const logger = (options.logger ?? pino()).child({ service: "approval" });
+  const store = options.store;
+  const instance = options.instanceId ?? `approval-${randomUUID().slice(0, 8)}`;
+  const shutdown = new AbortController();
+  const approvals = new Map<string, Entry>();
+  const watchers = new Set<(id: string) => void>();
+  let head = 0n;
+  let server: Server | undefined;
+  let following: Promise<void> | undefined;
+  let sweeper: NodeJS.Timeout | undefined;
+
+  const apply = (recorded: Parameters<typeof fromStored>[0]) => {
+    if (recorded.position > head) head = recorded.position;
+    if (!recorded.stream.startsWith(STREAM_PREFIX) || !isApprovalEventType(recorded.type)) return;
+    const decoded = fromStored(recorded);
+    if (decoded === undefined) return;
+    const previous = approvals.get(decoded.approvalId);
+    const state = evolve(previous?.state, decoded.event);
+    if (state === undefined) return;
+    approvals.set(decoded.approvalId, { state, revision: recorded.revision, position: recorded.position });
+    for (const wake of watchers) wake(decoded.approvalId);
+  };
+
+  /** Loads an approval from its stream (authoritative, unlike the projection, which may lag another instance). */
+  const load = async (id: string): Promise<Entry | undefined> => {
+    let entry: Entry | undefined;
+    for await (const recorded of store.readStream(streamOf(id))) {
+      const decoded = fromStored(recorded);
+      if (decoded === undefined) continue;
+      const state = evolve(entry?.state, decoded.event);
+      if (state !== undefined) entry = { state, revision: recorded.revision, position: recorded.position };
+    }
+    return entry;
+  };
+
+  /** Decides a command against the stream as stored and appends the result, retrying when another instance won. */
+  const execute = async (
+    id: string,
+    command: ApprovalCommand,
+    actor: Principal | undefined,
+    workerId = instance,
+  ): Promise<View> => {
+    for (let attempt = 0; ; attempt++) {
+      const entry = command.type === "request" ? undefined : await load(id);
+      let events: ApprovalEvent[];
+      try {
+        events = decide(command, entry?.state);
+      } catch (error) {
+        if (error instanceof ApprovalRefused) throw new GrpcError(REFUSAL_CODES[error.code], error.message);
+        throw error;
+      }
+      if (events.length === 0) return viewOf(entry!.state, entry!.position);
+      const request = entry?.state.request ?? (events[0]!.type === "requested" ? events[0] : undefined);
+      const cx = {
+        approvalId: id,
+        request: request && { requester: request.requester, target: request.target, sessionId: request.sessionId },
+        actor,
+        workerId,
+      };
+      try {
+        const result = await store.append(
+          streamOf(id),
+          events.map((e) => toStored(e, cx)),
+          { expectedRevision: entry === undefined ? "no_stream" : entry.revision },
+        );
+        let state = entry?.state;
+        for (const event of events) state = evolve(state, event);
+        return viewOf(state!, result.position);
+      } catch (error) {
+        if (error instanceof WrongExpectedRevisionError && attempt < 5) continue;
+        throw error;
+      }
+    }
+  };
+
+  const approver = async (context: CallContext): Promise<Principal> => {
+    if (options.verifier === undefined) {
+      throw new GrpcError(Code.UNAUTHENTICATED, "this approval service verifies no approver tokens");
+    }
+    const header = context.metadata.get("authorization")[0];
+    const token = typeof header === "string" && /^Bearer /i.test(header) ? header.slice(7).trim() : "";
+    if (token === "") throw new GrpcError(Code.UNAUTHENTICATED, "an approver's bearer token is required");
+    try {
+      const p = await options.verifier.verify(token, context.signal);
+      return {
+        $typeName: "agentgate.v1.Principal",
+        subject: p.subject,
+        groups: p.groups,
+        issuer: p.issuer,
+        clientId: p.clientId ?? "",
+      };
+    } catch (error) {
+      if (error instanceof SignInError)
+        throw new GrpcError(Code.UNAUTHENTICATED, `approver token refused: ${error.message}`);
+      throw error;
+    }
+  };
+
+  const view = (id: string): View | undefined => {
+    const entry = approvals.get(id);
+    return entry && viewOf(entry.state, entry.position);
+  };
+
+  const handlers: ServiceImpl<typeof ApprovalService> = {
+    async request(request) {
+      if (request.requester === undefined) throw new GrpcError(Code.INVALID_ARGUMENT, "requester is required");
+      if (request.target === "") throw new GrpcError(Code.INVALID_ARGUMENT, "target is required");
+      const id = randomUUID();
+      const at = new Date();
+      const seconds = request.timeoutSeconds || (options.defaultTimeoutSeconds ?? 300);
+      const result = await execute(
+        id,
+        {
+          type: "request",
+          request: {
+            approvalId: id,
+            requester: request.requester,
+            target: request.target,
+            sessionId: request.sessionId,
+            sql: request.sql,
+            parameters: request.parameters,
+            rule: request.rule,
+            reason: request.reason,
+            approverGroups: request.approverGroups,
+            approvalsRequired: request.approvalsRequired || 1,
+            estimatedRows: request.estimatedRows,
+            objects: request.objects,
+            fingerprint: request.fingerprint,
+            mode: request.mode === "deferred" ? "deferred" : "wait",
+            at,
+            expiresAt: new Date(at.getTime() + seconds * 1000),
+          },
+        },
+        request.requester,
+        request.workerId || instance,
+      );
+      logger.info({ approval: id, target: request.target, rule: request.rule }, "approval requested");
+      return result;
+    },
+
+    async get({ id }) {
+      const known = view(id);
+      if (known !== undefined) return known;
+      const entry = await load(id);
+      if (entry === undefined) throw new GrpcError(Code.NOT_FOUND, "no such approval");
+      return viewOf(entry.state, entry.position);
+    },
+
+    async list({ states }) {
+      const wanted = new Set(states.length === 0 ? [ApprovalState.PENDING] : states);
+      const out: View[] = [];
+      for (const entry of approvals.values()) {
+        if (wanted.has(stateOf(entry.state.status))) out.push(viewOf(entry.state, entry.position));
+      }
+      out.sort((a, b) => Number((a.position ?? 0n) - (b.position ?? 0n)));
+      return { approvals: out };
+    },
+
+    async approve({ id, via }, context) {
+      const who = await approver(context);
+      const result = await execute(id, { type: "approve", approver: who, via: via || "api", at: new Date() }, who);
+      logger.info({ approval: id, approver: who.subject, via }, "approval granted by one approver");
+      return result;
+    },
+
+    async deny({ id, reason, via }, context) {
+      const who = await approver(context);
+      const result = await execute(id, { type: "deny", approver: who, reason, via: via || "api", at: new Date() }, who);
+      logger.info({ approval: id, approver: who.subject, via }, "approval denied");
+      return result;
+    },
+
+    async withdraw({ id, reason, workerId }) {
+      return execute(id, { type: "withdraw", reason: reason || "withdrawn", at: new Date() }, undefined, workerId);
+    },
+
+    async expire({ id, workerId }) {
+      return execute(id, { type: "expire", at: new Date() }, undefined, workerId);
+    },
+
+    async consume({ requester, target, fingerprint, sql }) {
+      if (requester === undefined) throw new GrpcError(Code.INVALID_ARGUMENT, "requester is required");
+      const key = principalKey(requester);
+      for (const [id, entry] of approvals) {
+        const r = entry.state.request;
+        if (entry.state.status !== "approved" || r.mode !== "deferred") continue;
+        if (principalKey(r.requester) !== key || r.target !== target || r.sql !== sql) continue;
+        if (fingerprint !== "" && r.fingerprint !== "" && r.fingerprint !== fingerprint) continue;
+        if (r.expiresAt.getTime() < Date.now()) continue;
+        try {
+          await execute(id, { type: "consume", requester, at: new Date() }, requester);
+          return { id };
+        } catch (error) {
+          if (error instanceof GrpcError && error.code === Code.FAILED_PRECONDITION) continue; // consumed elsewhere
+          throw error;
+        }
+      }
+      return { id: "" };
+    },
+
+    async *watch({ id }, { signal }) {
+      let dirty = new Set<string>(id === "" ? approvals.keys() : [id]);
+      let wake: (() => void) | undefined;
+      const listener = (changed: string) => {
+        if (id !== "" && changed !== id) return;
+        dirty.add(changed);
+        wake?.();
+      };
+      watchers.add(listener);
+      try {
+        if (id !== "" && !approvals.has(id)) {
+          const entry = await load(id);
+          if (entry === undefined) throw new GrpcError(Code.NOT_FOUND, "no such approval");
+          if (!approvals.has(id)) approvals.set(id, entry);
+        }
+        while (!signal.aborted) {
+          if (dirty.size === 0) {
+            await new Promise<void>((resolve) => {
+              wake = resolve;
+              signal.addEventListener("abort", () => resolve(), { once: true });
+            });
+            wake = undefined;
+            continue;
+          }
+          const sending = dirty;
+          dirty = new Set();
+          for (const changed of sending) {
+            const v = view(changed);
+            if (v !== undefined) yield v;
+          }
+        }
+      } finally {
+        watchers.delete(listener);
+      }
+    },
+  };
+
+  const follow = async () => {
+    for await (const recorded of store.subscribeAll({ fromPosition: head + 1n, signal: shutdown.signal })) {
+      apply(recorded);
+    }
+  };
+
+  const sweep = async () => {
+    const now = Date.now();
+    for (const [id, entry] of approvals) {
+      if (entry.state.status !== "pending" || entry.state.request.expiresAt.getTime() > now) continue;
+      try {
+        await execute(id, { type: "expire", at: new Date() }, undefined);
+        logger.info({ approval: id }, "approval expired");
+      } catch (error) {
+        logger.warn({ err: error, approval: id }, "expiring an approval failed; the next sweep retries");
+      }
+    }
+  };
+
+  return {
+    async listen() {
+      if (server !== undefined) throw new Error("the approval service listens only once");
+      // Catch up with every approval in the store, then follow new events live.
+      for await (const recorded of store.readAll({ signal: shutdown.signal })) apply(recorded);
+      following = follow().catch((error: unknown) => {
+        if (!shutdown.signal.aborted) logger.error({ err: error }, "following the event store failed");
+      });
+      sweeper = setInterval(() => void sweep(), options.sweepIntervalMs ?? 5000);
+      sweeper.unref();
+      server = new Server();
+      addService(server, ApprovalService, handlers, { signal: shutdown.signal, logger });
+      const port = await bindServer(server, options.listen);
+      const address = options.listen.replace(/:\d+$/, `:${port}`);
+      if (!isLoopback(address)) logger.warn({ address }, "plaintext gRPC on a non-loopback address");
+      logger.info({ address, approvals: approvals.size, instance }, "approval service listening");
+      return { address, port };
+    },
+
+    async close() {
+      clearInterval(sweeper);
+      shutdown.abort();
+      if (server !== undefined) {
+        const s = server;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            s.forceShutdown();
+            resolve();
+          }, 2000);
+          timer.unref();
+          s.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+      await following;
+    },
+  };
+}

@@ -221,16 +221,14 @@ function renderList(approvals: Approval[]): string {
   ]);
   const header = ["id", "state", "requester", "target", "rows", "requested", "statement"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return (
-    [header, ...rows]
-      .map((r) =>
-        r
-          .map((c, i) => c.padEnd(widths[i]!))
-          .join("  ")
-          .trimEnd(),
-      )
-      .join("\n") + "\n"
-  );
+  return `${[header, ...rows]
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n")}\n`;
 }
 
 function renderOne(a: Approval): string {

@@ -2,6 +2,7 @@ export { type AuditConfig, auditConfigSchema, loadAuditConfig, parseAuditConfig 
 export { createIngester, type Ingester, type IngesterOptions, type IngesterStats } from "./ingester/ingester.ts";
 export { createProjector, type Projector, type ProjectorOptions } from "./projections/projector.ts";
 export {
+  type ApprovalRecord,
   createReadModel,
   type ReadModel,
   type ReadModelOptions,

@@ -1,4 +1,4 @@
-import type { SessionSummary, StatementRecord } from "./projections/read-model.ts";
+import type { ApprovalRecord, SessionSummary, StatementRecord } from "./projections/read-model.ts";
 
 /** One line of printable text: whitespace runs collapsed, control characters escaped. */
 export function oneLine(text: string): string {
@@ -109,8 +109,44 @@ export interface ReplayOptions {
   sqlWidth?: number;
 }
 
-/** `agentgate replay`: the session's header, then one line per statement as it happened. */
-export function renderReplay(session: SessionSummary, statements: StatementRecord[], options: ReplayOptions = {}) {
+/** `agentgate replay`: the session's header, then one line per statement as it happened, then its approvals. */
+export function renderReplay(
+  session: SessionSummary,
+  statements: StatementRecord[],
+  options: ReplayOptions = {},
+  approvals: ApprovalRecord[] = [],
+) {
+  const body = renderStatements(session, statements, options);
+  if (approvals.length === 0) return body;
+  const origin = session.startedAt?.getTime();
+  const at = (when: Date | string | null) =>
+    when === null || origin === undefined ? "-" : formatOffset(new Date(when).getTime() - origin);
+  const lines = ["", "approvals:"];
+  for (const a of approvals) {
+    const estimate = a.estimatedRows === null ? "not estimated" : `estimate ${a.estimatedRows} row(s)`;
+    const objects = a.objects.length > 0 ? `, changes ${a.objects.map(oneLine).join(", ")}` : "";
+    lines.push(
+      `  ${at(a.requestedAt)}  ${oneLine(a.approvalId)} requested: ${truncate(oneLine(a.sql ?? ""), options.sqlWidth ?? 60)}` +
+        ` (rule ${field(a.rule)}; ${estimate}${objects}; ${a.approvalsRequired ?? 1} of ${a.approverGroups.map(oneLine).join(", ")})`,
+    );
+    for (const d of a.decisions) {
+      lines.push(
+        `  ${at(d.at)}  ${d.approved ? "approved" : "denied"} by ${oneLine(d.approver)} via ${oneLine(d.via)}` +
+          (d.approved ? "" : `: ${oneLine(d.reason ?? "")}`),
+      );
+    }
+    if (a.state !== "pending" && !(a.state === "approved" || a.state === "denied")) {
+      lines.push(`  ${at(a.decidedAt)}  ${oneLine(a.state)}${a.endedReason ? `: ${oneLine(a.endedReason)}` : ""}`);
+    } else if (a.state === "pending") {
+      lines.push("  -  still pending");
+    } else {
+      lines.push(`  ${at(a.decidedAt)}  outcome: ${a.state}`);
+    }
+  }
+  return `${body}${lines.join("\n")}\n`;
+}
+
+function renderStatements(session: SessionSummary, statements: StatementRecord[], options: ReplayOptions) {
   const sqlWidth = options.sqlWidth ?? 60;
   const p = session.principal;
   const groups = p.groups.length > 0 ? ` (${p.groups.map(oneLine).join(", ")})` : "";

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type ApprovalServer, createApprovalService } from "@agentgate/approval";
+import { type AuditService, createAuditService } from "@agentgate/audit";
 import { eventually } from "@agentgate/audit/testing";
 import { type Approval, ApprovalService, ApprovalState } from "@agentgate/events";
 import { createPostgresEventStore, type PostgresEventStore } from "@agentgate/eventstore";
@@ -14,8 +15,9 @@ import { createClient } from "@agentgate/grpc";
 import { createTokenVerifier } from "@agentgate/identity";
 import { createPolicyService } from "@agentgate/policy-service";
 import { startTestGateway, type TestGateway } from "@agentgate/proxy/testing";
-import { type OidcProviderInstance, startOidcProvider } from "@agentgate/testkit";
+import { type NatsInstance, type OidcProviderInstance, startNats, startOidcProvider } from "@agentgate/testkit";
 import pg from "pg";
+import { pino } from "pino";
 import { agentgate } from "./testing.ts";
 
 const RULES = `
@@ -44,6 +46,11 @@ let policy: ReturnType<typeof createPolicyService>;
 const gateways: TestGateway[] = [];
 /** A third worker whose held statements time out quickly. */
 let hasty: TestGateway;
+let nats: NatsInstance;
+let audit: AuditService;
+let configFile: string;
+/** The session of the first test, replayed at the end. */
+let approvedSession: string;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "agentgate-approvals-"));
@@ -71,6 +78,31 @@ before(async () => {
     const { address } = await server.listen();
     services.push({ server, address });
   }
+  // The audit pipeline on the same store: statements come in through the bus, approvals from the service.
+  nats = await startNats();
+  const auditConfig = {
+    nats: nats.url,
+    store: storeDb.writerUrl,
+    schema: first.schema,
+    readStore: storeDb.db.url,
+    readSchema: "agentgate_read",
+    durable: "audit-ingester",
+    replicas: 1,
+  };
+  audit = createAuditService(auditConfig, pino({ level: "warn" }));
+  await audit.start();
+  configFile = join(dir, "agentgate.yaml");
+  writeFileSync(
+    configFile,
+    [
+      "audit:",
+      `  nats: ${nats.url}`,
+      `  store: ${JSON.stringify(storeDb.writerUrl)}`,
+      `  schema: ${first.schema}`,
+      `  readStore: ${JSON.stringify(storeDb.db.url)}`,
+      "",
+    ].join("\n"),
+  );
   const rulesFile = join(dir, "policy.yaml");
   writeFileSync(rulesFile, RULES);
   policy = createPolicyService({ rulesFile, listen: "127.0.0.1:0" });
@@ -83,6 +115,7 @@ before(async () => {
           allowPlaintextLoopback: true,
           policy: { address: `127.0.0.1:${policyPort}` },
           approval: { address: service.address, timeoutMs: 20_000 },
+          audit: { nats: nats.url },
         },
         identity: { issuer: idp.issuer, audience: "agentgate" },
         ...(i === 0 ? {} : { target: { url: gateways[0]!.directUrl } }),
@@ -114,6 +147,8 @@ after(async () => {
   for (const gw of gateways.reverse()) await gw.close();
   await policy?.close();
   for (const { server } of services) await server.close();
+  await audit?.stop();
+  await nats?.stop();
   for (const store of stores) await store.close();
   await storeDb?.drop();
   await idp?.stop();
@@ -168,6 +203,7 @@ describe("approvals", { timeout: 180_000 }, () => {
   it("holds a DELETE until an approver approves it with the CLI; then it runs once", async () => {
     const agent = await connectAs("agent");
     try {
+      approvedSession = gateways[0]!.proxy.sessions().find((x) => x.phase === "relay")!.id;
       const held = agent.query("DELETE FROM orders WHERE id < 10");
       const approval = await pendingFor("DELETE FROM orders WHERE id < 10");
       assert.equal(approval.estimatedRows > 0n, true, "the planner's estimate is in the request");
@@ -296,5 +332,26 @@ describe("approvals", { timeout: 180_000 }, () => {
       client.close();
     }
     assert.equal(await orderCount(), 91);
+  });
+
+  it("every step is in the event store and in agentgate replay: requested with estimate, who decided, when, outcome", async () => {
+    const replay = await eventually("the approval and the statement in the read models", async () => {
+      const result = await agentgate(["replay", approvedSession, "--config", configFile, "--width", "80"]);
+      return (
+        /approved by dba1 via cli/.test(result.stdout) &&
+        /DELETE FROM orders WHERE id < 10 .* ok .* 9 /.test(result.stdout) &&
+        result
+      );
+    });
+    assert.match(
+      replay.stdout,
+      /requested: DELETE FROM orders WHERE id < 10 \(rule deleting-orders-needs-a-dba; estimate \d+ row\(s\), changes orders; 1 of dbas\)/,
+    );
+    assert.match(replay.stdout, /\+\d+\.\d+s\s+approved by dba1 via cli/);
+    assert.match(replay.stdout, /outcome: approved/);
+    assert.match(
+      replay.stdout,
+      /DELETE FROM orders WHERE id < 10\s+require_approval \(deleting-orders-needs-a-dba\)\s+ok\s+9/,
+    );
   });
 });

@@ -33,7 +33,9 @@ export async function runReplay(args: string[], io: Io = STDIO): Promise<number>
       io.err.write(`agentgate replay: no session ${JSON.stringify(sessionId)} in the audit read models\n`);
       return 1;
     }
-    io.out.write(renderReplay(session, await read.statements(sessionId), { sqlWidth: width }));
+    io.out.write(
+      renderReplay(session, await read.statements(sessionId), { sqlWidth: width }, await read.approvals(sessionId)),
+    );
     return 0;
   });
 }

@@ -4,6 +4,7 @@ import pg from "pg";
 import { type Logger, pino } from "pino";
 import { type BackoffOptions, backoffDelay, sleep } from "../backoff.ts";
 import { batches } from "../batches.ts";
+import { APPROVAL_STREAM_PREFIX, applyApprovalEvent } from "./approvals.ts";
 import {
   DEFAULT_READ_SCHEMA,
   migrateReadModel,
@@ -216,6 +217,7 @@ export function createProjector(options: ProjectorOptions): Projector {
 }
 
 async function apply(client: pg.ClientBase, names: ReadModelNames, event: RecordedEvent, logger: Logger) {
+  if (event.stream.startsWith(APPROVAL_STREAM_PREFIX)) return applyApprovalEvent(client, names, event);
   if (!event.stream.startsWith("session-")) return;
   const sessionId = event.stream.slice("session-".length);
   let decoded: AuditEvent;

@@ -41,6 +41,24 @@ export interface StatementRecord {
   completedAt: Date | null;
 }
 
+/** An approval request of a session, as the approvals read model folds it. */
+export interface ApprovalRecord {
+  approvalId: string;
+  requestedAt: Date | null;
+  sql: string | null;
+  rule: string | null;
+  estimatedRows: number | null;
+  objects: string[];
+  approverGroups: string[];
+  approvalsRequired: number | null;
+  mode: string | null;
+  /** pending, approved, denied, expired, withdrawn, used. */
+  state: string;
+  decisions: { approver: string; approved: boolean; reason?: string; via: string; at: string }[];
+  decidedAt: Date | null;
+  endedReason: string | null;
+}
+
 export interface SessionFilter {
   /** Exact principal subject. */
   principal?: string;
@@ -57,6 +75,8 @@ export interface ReadModel {
   session(sessionId: string): Promise<SessionSummary | undefined>;
   /** The session's statements in sequence order. */
   statements(sessionId: string): Promise<StatementRecord[]>;
+  /** The session's approval requests in the order they were made. */
+  approvals(sessionId: string): Promise<ApprovalRecord[]>;
   close(): Promise<void>;
 }
 
@@ -94,6 +114,29 @@ export function createReadModel(options: ReadModelOptions): ReadModel {
         [sessionId],
       );
       return rows.map(toStatement);
+    },
+    async approvals(sessionId) {
+      const { rows } = await pool.query(
+        `SELECT * FROM ${n.approvals} WHERE session_id = $1 ORDER BY requested_at, approval_id`,
+        [sessionId],
+      );
+      return rows.map(
+        (r): ApprovalRecord => ({
+          approvalId: r.approval_id as string,
+          requestedAt: r.requested_at as Date | null,
+          sql: r.sql as string | null,
+          rule: r.rule as string | null,
+          estimatedRows: int(r.estimated_rows),
+          objects: (r.objects as string[] | null) ?? [],
+          approverGroups: (r.approver_groups as string[] | null) ?? [],
+          approvalsRequired: int(r.approvals_required),
+          mode: r.mode as string | null,
+          state: r.state as string,
+          decisions: (r.decisions as ApprovalRecord["decisions"] | null) ?? [],
+          decidedAt: r.decided_at as Date | null,
+          endedReason: r.ended_reason as string | null,
+        }),
+      );
     },
     close: () => pool.end(),
   };

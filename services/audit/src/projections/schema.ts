@@ -11,6 +11,7 @@ export interface ReadModelNames {
   schema: string;
   sessions: string;
   statements: string;
+  approvals: string;
   checkpoints: string;
   /** Serialises migrations and rebuilds of this schema. */
   lockKey: bigint;
@@ -27,6 +28,7 @@ export function readModelNames(schema: string = DEFAULT_READ_SCHEMA): ReadModelN
     schema,
     sessions: `${q}.sessions`,
     statements: `${q}.statements`,
+    approvals: `${q}.approvals`,
     checkpoints: `${q}.projection_checkpoints`,
     lockKey: createHash("sha256").update(`agentgate.read:${schema}`).digest().readBigInt64BE(0),
   };
@@ -79,6 +81,27 @@ function tablesSql(n: ReadModelNames): string {
       PRIMARY KEY (session_id, statement_id)
     );
     CREATE INDEX IF NOT EXISTS statements_session_sequence ON ${n.statements} (session_id, sequence);
+    CREATE TABLE IF NOT EXISTS ${n.approvals} (
+      approval_id        text PRIMARY KEY,
+      session_id         text NOT NULL,
+      requester          text,
+      target             text,
+      requested_at       timestamptz,
+      sql                text,
+      rule               text,
+      reason             text,
+      estimated_rows     bigint,
+      objects            text[] NOT NULL DEFAULT '{}',
+      approver_groups    text[] NOT NULL DEFAULT '{}',
+      approvals_required integer,
+      mode               text,
+      state              text NOT NULL,
+      decisions          jsonb NOT NULL DEFAULT '[]',
+      expires_at         timestamptz,
+      decided_at         timestamptz,
+      ended_reason       text
+    );
+    CREATE INDEX IF NOT EXISTS approvals_session ON ${n.approvals} (session_id, requested_at);
   `;
 }
 
@@ -103,7 +126,7 @@ export async function migrateReadModel(client: pg.ClientBase, n: ReadModelNames)
 export async function resetReadModel(client: pg.ClientBase, n: ReadModelNames): Promise<void> {
   await migrateReadModel(client, n);
   await inLockedTransaction(client, n, async () => {
-    await client.query(`DROP TABLE IF EXISTS ${n.sessions}, ${n.statements}`);
+    await client.query(`DROP TABLE IF EXISTS ${n.sessions}, ${n.statements}, ${n.approvals}`);
     await client.query(tablesSql(n));
     await client.query(`UPDATE ${n.checkpoints} SET position = 0, updated_at = now() WHERE name = $1`, [
       READ_MODEL_PROJECTION,

@@ -49,6 +49,7 @@ let hasty: TestGateway;
 let nats: NatsInstance;
 let audit: AuditService;
 let configFile: string;
+let policyAddress: string;
 /** The session of the first test, replayed at the end. */
 let approvedSession: string;
 
@@ -107,6 +108,7 @@ before(async () => {
   writeFileSync(rulesFile, RULES);
   policy = createPolicyService({ rulesFile, listen: "127.0.0.1:0" });
   const policyPort = (await policy.listen()).port;
+  policyAddress = `127.0.0.1:${policyPort}`;
   // Two workers in front of one database; each asks its own approval-service instance.
   for (const [i, service] of services.entries()) {
     gateways.push(
@@ -353,5 +355,54 @@ describe("approvals", { timeout: 180_000 }, () => {
       replay.stdout,
       /DELETE FROM orders WHERE id < 10\s+require_approval \(deleting-orders-needs-a-dba\)\s+ok\s+9/,
     );
+  });
+
+  it("deferred mode: refused at once with the approval id; after approval (and a worker restart) it runs exactly once", async () => {
+    const start = () =>
+      startTestGateway({
+        proxy: {
+          allowPlaintextLoopback: true,
+          policy: { address: policyAddress },
+          approval: { address: services[1]!.address, mode: "deferred", timeoutMs: 60_000 },
+        },
+        identity: { issuer: idp.issuer, audience: "agentgate" },
+        target: { url: gateways[0]!.directUrl },
+      });
+    let deferred = await start();
+    try {
+      const sql = "DELETE FROM orders WHERE id BETWEEN 70 AND 74";
+      let agent = await connectAs("agent", 0, deferred);
+      let id = "";
+      await assert.rejects(agent.query(sql), (e: Error & { code?: string; hint?: string }) => {
+        assert.equal(e.code, "42501");
+        id = /approval ([0-9a-f-]{36}) requested/.exec(e.message)?.[1] ?? "";
+        assert.match(e.hint ?? "", /run the same statement again/);
+        return id !== "";
+      });
+      await agent.end();
+      assert.equal((await cli(["approve", id], "dba1", 0)).code, 0);
+      // The worker restarts: the approval lives in the event store, not in the worker.
+      await deferred.close();
+      deferred = await start();
+      agent = await connectAs("agent", 0, deferred);
+      await assert.rejects(
+        agent.query(`${sql} AND true`),
+        /approval [0-9a-f-]{36} requested/,
+        "only that exact statement",
+      );
+      const ran = await eventually("the approval reaches the other instance", async () => {
+        try {
+          return await agent.query(sql);
+        } catch {
+          return undefined;
+        }
+      });
+      assert.equal(ran.rowCount, 5);
+      await assert.rejects(agent.query(sql), /approval [0-9a-f-]{36} requested/, "it runs once");
+      await agent.end();
+      assert.match((await cli(["show", id])).stdout, /state {6}used/);
+    } finally {
+      await deferred.close();
+    }
   });
 });

@@ -1,11 +1,13 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { createApprovalService } from "@agentgate/approval";
 import { createAuditService } from "@agentgate/audit";
 import { auditConfigSchema, parseConfig } from "@agentgate/config";
-import { migrate } from "@agentgate/eventstore";
+import { createPostgresEventStore, migrate } from "@agentgate/eventstore";
+import { createTokenVerifier } from "@agentgate/identity";
 import { createPolicyService } from "@agentgate/policy-service";
 import { createProxy } from "@agentgate/proxy";
 import { selfSignedCert, startNats, startOidcProvider, startPostgres } from "@agentgate/testkit";
@@ -31,11 +33,15 @@ export async function runDev(args: string[]): Promise<number> {
 
   process.stderr.write("starting a throwaway PostgreSQL, an OIDC provider and a gateway for the demo...\n");
   const clientSecret = randomBytes(12).toString("base64url");
+  const dbaSecret = randomBytes(12).toString("base64url");
   const [pg, idp, cert, nats] = await Promise.all([
     startPostgres(),
     startOidcProvider({
       audience: "agentgate",
-      clients: [{ clientId: "demo-agent", clientSecret, groups: ["analysts"] }],
+      clients: [
+        { clientId: "demo-agent", clientSecret, groups: ["analysts"] },
+        { clientId: "demo-dba", clientSecret: dbaSecret, groups: ["dbas"] },
+      ],
       accessTokenTTLSeconds: 3600,
     }),
     selfSignedCert({ commonName: "localhost" }),
@@ -52,6 +58,28 @@ export async function runDev(args: string[]): Promise<number> {
     cleanups.push(() => rmSync(demoDir, { recursive: true, force: true }));
     const auditSection = await startDemoAudit(pg, nats.url, demoDir, logger);
     cleanups.push(() => auditSection.service.stop());
+    // The approval service, on the audit's event store; approvers sign in with the demo's OIDC provider.
+    const approvalStore = createPostgresEventStore({ connectionString: auditSection.store, schema: "agentgate" });
+    const approvals = createApprovalService({
+      store: approvalStore,
+      listen: "127.0.0.1:0",
+      verifier: await createTokenVerifier({
+        issuer: idp.issuer,
+        audience: "agentgate",
+        groupsClaim: "groups",
+        allowInsecureLoopbackIssuer: true,
+      }),
+      logger,
+    });
+    const approvalAddress = (await approvals.listen()).address;
+    cleanups.push(async () => {
+      await approvals.close();
+      await approvalStore.close();
+    });
+    appendFileSync(
+      auditSection.configPath,
+      `approval: ${JSON.stringify({ listen: approvalAddress, store: auditSection.store, schema: "agentgate" })}\n`,
+    );
     const config = parseConfig({
       proxy: {
         listen: `127.0.0.1:${port}`,
@@ -59,6 +87,7 @@ export async function runDev(args: string[]): Promise<number> {
         tls: { cert: cert.certPath, key: cert.keyPath },
         policy: { address: `127.0.0.1:${policyPort}` },
         audit: { nats: nats.url },
+        approval: { address: approvalAddress },
         masking: { hashKey: randomBytes(32).toString("base64") },
       },
       identity: { issuer: idp.issuer, audience: "agentgate" },
@@ -83,6 +112,13 @@ export async function runDev(args: string[]): Promise<number> {
         "Get a token for the agent and connect with any PostgreSQL client, for example:",
         `  export PGPASSWORD=$(npx agentgate token --issuer ${idp.issuer} --client-id demo-agent --client-secret ${clientSecret})`,
         `  psql "postgresql://demo-agent@${where}/demo?sslmode=require" -c "SELECT name, email FROM customers LIMIT 5"`,
+        "",
+        `Deleting orders waits for a DBA (approval service on ${approvalAddress}). While psql waits on`,
+        `  psql "postgresql://demo-agent@${where}/demo?sslmode=require" -c "DELETE FROM orders WHERE id < 10"`,
+        "approve it in another terminal as the demo DBA:",
+        `  export AGENTGATE_TOKEN=$(npx agentgate token --issuer ${idp.issuer} --client-id demo-dba --client-secret ${dbaSecret})`,
+        `  npx agentgate approvals list --config ${auditSection.configPath}`,
+        `  npx agentgate approvals approve <id> --config ${auditSection.configPath}`,
         "",
         "Ctrl-C stops everything and removes the demo database.",
         "",
@@ -130,5 +166,5 @@ async function startDemoAudit(
   await service.start();
   const configPath = join(dir, "agentgate.yaml");
   writeFileSync(configPath, `audit: ${JSON.stringify(section)}\n`, { mode: 0o600 });
-  return { service, configPath };
+  return { service, configPath, store: section.store };
 }

@@ -838,7 +838,8 @@ export class ClientSession {
   };
 
   #onIdle = (): void => {
-    if (this.#phase === "relay" && this.#pendingSyncs === 0) {
+    // A statement waiting for its decision (an approval may take minutes) is not idleness.
+    if (this.#phase === "relay" && this.#pendingSyncs === 0 && !this.#deciding) {
       this.#goodbye(new GatewayError("57P05", "terminating connection due to idle-session timeout"), "idle_timeout");
     }
   };

@@ -2,6 +2,7 @@
 import { randomUUID } from "node:crypto";
 import {
   type Approval,
+  ApprovalAnnouncedSchema,
   ApprovalConsumedSchema,
   ApprovalDeniedSchema,
   ApprovalExpiredSchema,
@@ -30,6 +31,7 @@ const TYPES = {
   expired: ApprovalExpiredSchema,
   withdrawn: ApprovalWithdrawnSchema,
   consumed: ApprovalConsumedSchema,
+  announced: ApprovalAnnouncedSchema,
 } as const;
 
 const BY_TYPE_NAME = new Map<string, keyof typeof TYPES>(
@@ -114,6 +116,10 @@ export function toStored(event: ApprovalEvent, cx: Context): EventToAppend {
       schema = ApprovalConsumedSchema;
       message = create(ApprovalConsumedSchema, { meta: m, approvalId: id });
       break;
+    case "announced":
+      schema = ApprovalAnnouncedSchema;
+      message = create(ApprovalAnnouncedSchema, { meta: m, approvalId: id, channel: event.channel, ts: event.ts });
+      break;
   }
   return {
     eventId: m.eventId as string,
@@ -183,6 +189,10 @@ export function fromStored(recorded: RecordedEvent): { approvalId: string; event
         approvalId: fromBinary(ApprovalConsumedSchema, recorded.data).approvalId,
         event: { type: "consumed", at },
       };
+    case "announced": {
+      const e = fromBinary(ApprovalAnnouncedSchema, recorded.data);
+      return { approvalId: e.approvalId, event: { type: "announced", channel: e.channel, ts: e.ts, at } };
+    }
   }
 }
 
@@ -228,6 +238,7 @@ export function viewOf(
     mode: r.mode,
     fingerprint: r.fingerprint,
     position,
+    notices: state.notices,
     decisions: state.decisions.map((d) => ({
       approver: d.approver,
       approved: d.approved,

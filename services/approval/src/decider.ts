@@ -31,7 +31,8 @@ export type ApprovalEvent =
   | { type: "denied"; approver: Principal; reason: string; via: string; at: Date }
   | { type: "expired"; at: Date }
   | { type: "withdrawn"; reason: string; at: Date }
-  | { type: "consumed"; at: Date };
+  | { type: "consumed"; at: Date }
+  | { type: "announced"; channel: string; ts: string; at: Date };
 
 export interface Decision {
   approver: Principal;
@@ -45,6 +46,8 @@ export interface ApprovalState {
   request: Requested;
   status: ApprovalStatus;
   decisions: Decision[];
+  /** Chat messages that show the request. */
+  notices: { channel: string; ts: string }[];
 }
 
 export type ApprovalCommand =
@@ -53,7 +56,8 @@ export type ApprovalCommand =
   | { type: "deny"; approver: Principal; reason: string; via: string; at: Date }
   | { type: "expire"; at: Date }
   | { type: "withdraw"; reason: string; at: Date }
-  | { type: "consume"; requester: Principal; at: Date };
+  | { type: "consume"; requester: Principal; at: Date }
+  | { type: "announce"; channel: string; ts: string; at: Date };
 
 export type RefusalCode =
   | "not_found"
@@ -77,7 +81,7 @@ export class ApprovalRefused extends Error {
 }
 
 export function evolve(state: ApprovalState | undefined, event: ApprovalEvent): ApprovalState | undefined {
-  if (event.type === "requested") return { request: event, status: "pending", decisions: [] };
+  if (event.type === "requested") return { request: event, status: "pending", decisions: [], notices: [] };
   if (state === undefined) return undefined; // an event without its request: ignored (never written by decide)
   switch (event.type) {
     case "granted": {
@@ -107,6 +111,8 @@ export function evolve(state: ApprovalState | undefined, event: ApprovalEvent): 
       return { ...state, status: "withdrawn" };
     case "consumed":
       return { ...state, status: "consumed" };
+    case "announced":
+      return { ...state, notices: [...state.notices, { channel: event.channel, ts: event.ts }] };
   }
 }
 
@@ -158,6 +164,13 @@ export function decide(command: ApprovalCommand, state: ApprovalState | undefine
         throw new ApprovalRefused("not_the_requester", "only the requester may run an approved statement");
       }
       return [{ type: "consumed", at: command.at }];
+    case "announce":
+      if (state.notices.some((n) => n.channel === command.channel)) {
+        throw new ApprovalRefused("exists", "a message on this channel already shows this request");
+      }
+      if (command.channel === "" || command.ts === "")
+        throw new ApprovalRefused("invalid", "channel and ts are required");
+      return [{ type: "announced", channel: command.channel, ts: command.ts, at: command.at }];
   }
 }
 

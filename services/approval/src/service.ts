@@ -39,6 +39,11 @@ export interface ApprovalServiceOptions {
   defaultTimeoutSeconds?: number;
   /** Name of this instance in events; default a random id. */
   instanceId?: string;
+  /**
+   * OAuth client ids (the token's client_id) that may decide on behalf of another principal: the Slack bot, which
+   * maps a verified Slack user to an identity. Default none.
+   */
+  delegates?: readonly string[];
 }
 
 export interface ApprovalServer {
@@ -146,7 +151,7 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
     }
   };
 
-  const approver = async (context: CallContext): Promise<Principal> => {
+  const caller = async (context: CallContext): Promise<Principal> => {
     if (options.verifier === undefined) {
       throw new GrpcError(Code.UNAUTHENTICATED, "this approval service verifies no approver tokens");
     }
@@ -167,6 +172,17 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
         throw new GrpcError(Code.UNAUTHENTICATED, `approver token refused: ${error.message}`);
       throw error;
     }
+  };
+
+  /** Who decides: the token's principal, or the one a trusted delegate (the Slack bot) decides for. */
+  const approver = async (context: CallContext, onBehalfOf: Principal | undefined): Promise<Principal> => {
+    const who = await caller(context);
+    if (onBehalfOf === undefined) return who;
+    if (!(options.delegates ?? []).includes(who.clientId) || who.clientId === "") {
+      throw new GrpcError(Code.PERMISSION_DENIED, "this caller may not decide on behalf of others");
+    }
+    if (onBehalfOf.subject === "") throw new GrpcError(Code.INVALID_ARGUMENT, "on_behalf_of needs a subject");
+    return onBehalfOf;
   };
 
   const view = (id: string): View | undefined => {
@@ -229,15 +245,15 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
       return { approvals: out };
     },
 
-    async approve({ id, via }, context) {
-      const who = await approver(context);
+    async approve({ id, via, onBehalfOf }, context) {
+      const who = await approver(context, onBehalfOf);
       const result = await execute(id, { type: "approve", approver: who, via: via || "api", at: new Date() }, who);
       logger.info({ approval: id, approver: who.subject, via }, "approval granted by one approver");
       return result;
     },
 
-    async deny({ id, reason, via }, context) {
-      const who = await approver(context);
+    async deny({ id, reason, via, onBehalfOf }, context) {
+      const who = await approver(context, onBehalfOf);
       const result = await execute(id, { type: "deny", approver: who, reason, via: via || "api", at: new Date() }, who);
       logger.info({ approval: id, approver: who.subject, via }, "approval denied");
       return result;
@@ -269,6 +285,14 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
         }
       }
       return { id: "" };
+    },
+
+    async announce({ id, channel, ts }, context) {
+      const who = await caller(context);
+      if (!(options.delegates ?? []).includes(who.clientId) || who.clientId === "") {
+        throw new GrpcError(Code.PERMISSION_DENIED, "only a delegate (the Slack bot) announces requests");
+      }
+      return execute(id, { type: "announce", channel, ts, at: new Date() }, who);
     },
 
     async *watch({ id }, { signal }) {

@@ -22,6 +22,8 @@ const approvalSectionSchema = z.strictObject({
   schema: z.string().min(1).default("eventstore"),
   /** How long a request lives when the proxy does not say, in seconds. */
   defaultTimeoutSeconds: z.number().int().min(1).default(300),
+  /** OAuth client ids that may decide on behalf of others (the Slack bot's). */
+  delegates: z.array(z.string().min(1)).default([]),
 });
 
 const identitySchema = z.object({
@@ -73,6 +75,7 @@ export async function runApprovalService(args: string[]): Promise<number> {
     verifier,
     logger,
     defaultTimeoutSeconds: approval.defaultTimeoutSeconds,
+    delegates: approval.delegates,
   });
   await service.listen();
   await untilSignal(service);

@@ -59,3 +59,38 @@ describe("agentgate proxy start-up", { timeout: 60_000 }, () => {
     assert.match(r.stderr, /usage: agentgate/);
   });
 });
+
+describe("agentgate approval and slackbot start-up", { timeout: 60_000 }, () => {
+  it("name the key that is wrong, and never echo a secret", async () => {
+    const bot = await agentgate([
+      "slackbot",
+      "run",
+      "--config",
+      config(
+        "bot.yaml",
+        [
+          "identity: { issuer: 'http://127.0.0.1:1', audience: agentgate }",
+          "slackbot:",
+          "  approval: 127.0.0.1:7071",
+          "  signingSecret: s3cr3t-signing-secret-value",
+          "  botToken: not-a-bot-token",
+          "  channel: C1",
+          "  users: {}",
+          "  oidc: { clientId: bot, clientSecret: x }",
+          "",
+        ].join("\n"),
+      ),
+    ]);
+    assert.equal(bot.code, 78);
+    assert.match(bot.stderr, /invalid configuration: slackbot\.botToken: expected a bot token/);
+    assert.ok(!bot.stderr.includes("s3cr3t") && !bot.stderr.includes("not-a-bot-token"));
+    const approval = await agentgate([
+      "approval",
+      "run",
+      "--config",
+      config("approval.yaml", "approval:\n  listen: nowhere\n  store: postgres://x@127.0.0.1:1/x\n"),
+    ]);
+    assert.equal(approval.code, 78);
+    assert.match(approval.stderr, /approval\.listen: expected host:port/);
+  });
+});

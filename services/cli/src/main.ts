@@ -6,6 +6,7 @@ import { runPolicy } from "./policy.ts";
 import { runProxy } from "./proxy.ts";
 import { runReplay } from "./replay.ts";
 import { runSessions } from "./sessions.ts";
+import { runSlackbot } from "./slackbot.ts";
 import { runToken } from "./token.ts";
 import { UsageError } from "./usage.ts";
 
@@ -20,6 +21,7 @@ commands:
   proxy               run a proxy worker (--config FILE or AGENTGATE_CONFIG)
   replay              show a session as a timeline of its statements (SESSION_ID; --help)
   sessions            list sessions: sessions list [--principal SUB] [--target T] [--since WHEN] (--help)
+  slackbot run        run the Slack bot for approvers from the config's slackbot: section (--config FILE)
   token               get an access token by client credentials (--issuer URL --client-id ID; --help)
 `;
 
@@ -34,6 +36,7 @@ const commands: Record<string, Command> = {
   proxy: runProxy,
   replay: runReplay,
   sessions: runSessions,
+  slackbot: runSlackbot,
   token: runToken,
 };
 

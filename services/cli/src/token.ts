@@ -17,7 +17,7 @@ const SECRET_ENV = "AGENTGATE_CLIENT_SECRET";
 
 class DiscoveryFailed extends Error {}
 
-interface TokenRequest {
+export interface TokenRequest {
   issuer: URL;
   clientId: string;
   clientSecret: string;
@@ -87,7 +87,7 @@ function parseTokenArgs(args: string[]): TokenRequest | "help" {
   return { issuer: issuerUrl, clientId, clientSecret, audience, scope: text("scope") };
 }
 
-async function clientCredentialsToken(request: TokenRequest): Promise<string> {
+export async function clientCredentialsToken(request: TokenRequest): Promise<string> {
   let config: oidc.Configuration;
   try {
     config = await oidc.discovery(

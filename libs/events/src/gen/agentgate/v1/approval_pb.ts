@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentgate/v1/approval.proto.
  */
 export const file_agentgate_v1_approval: GenFile = /*@__PURE__*/
-  fileDesc("ChthZ2VudGdhdGUvdjEvYXBwcm92YWwucHJvdG8SDGFnZW50Z2F0ZS52MSK/AgoRQXBwcm92YWxSZXF1ZXN0ZWQSJQoEbWV0YRgBIAEoCzIXLmFnZW50Z2F0ZS52MS5FdmVudE1ldGESEwoLYXBwcm92YWxfaWQYAiABKAkSCwoDc3FsGAMgASgJEhIKCnBhcmFtZXRlcnMYBCADKAkSDAoEcnVsZRgFIAEoCRIOCgZyZWFzb24YBiABKAkSFwoPYXBwcm92ZXJfZ3JvdXBzGAcgAygJEhoKEmFwcHJvdmFsc19yZXF1aXJlZBgIIAEoDRIWCg5lc3RpbWF0ZWRfcm93cxgJIAEoAxIPCgdvYmplY3RzGAogAygJEi4KCmV4cGlyZXNfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBG1vZGUYDCABKAkSEwoLZmluZ2VycHJpbnQYDSABKAkiWgoPQXBwcm92YWxHcmFudGVkEiUKBG1ldGEYASABKAsyFy5hZ2VudGdhdGUudjEuRXZlbnRNZXRhEhMKC2FwcHJvdmFsX2lkGAIgASgJEgsKA3ZpYRgDIAEoCSJpCg5BcHByb3ZhbERlbmllZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkSCwoDdmlhGAQgASgJIk0KD0FwcHJvdmFsRXhwaXJlZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCSJfChFBcHByb3ZhbFdpdGhkcmF3bhIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiTgoQQXBwcm92YWxDb25zdW1lZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCSKUAQoQQXBwcm92YWxEZWNpc2lvbhIpCghhcHByb3ZlchgBIAEoCzIXLmFnZW50Z2F0ZS52MS5QcmluY2lwYWwSEAoIYXBwcm92ZWQYAiABKAgSDgoGcmVhc29uGAMgASgJEgsKA3ZpYRgEIAEoCRImCgJhdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi+QMKCEFwcHJvdmFsEgoKAmlkGAEgASgJEioKBXN0YXRlGAIgASgOMhsuYWdlbnRnYXRlLnYxLkFwcHJvdmFsU3RhdGUSKgoJcmVxdWVzdGVyGAMgASgLMhcuYWdlbnRnYXRlLnYxLlByaW5jaXBhbBIOCgZ0YXJnZXQYBCABKAkSEgoKc2Vzc2lvbl9pZBgFIAEoCRILCgNzcWwYBiABKAkSEgoKcGFyYW1ldGVycxgHIAMoCRIMCgRydWxlGAggASgJEg4KBnJlYXNvbhgJIAEoCRIXCg9hcHByb3Zlcl9ncm91cHMYCiADKAkSGgoSYXBwcm92YWxzX3JlcXVpcmVkGAsgASgNEhYKDmVzdGltYXRlZF9yb3dzGAwgASgDEg8KB29iamVjdHMYDSADKAkSMAoMcmVxdWVzdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRtb2RlGBAgASgJEjEKCWRlY2lzaW9ucxgRIAMoCzIeLmFnZW50Z2F0ZS52MS5BcHByb3ZhbERlY2lzaW9uEhAKCHBvc2l0aW9uGBIgASgEEhMKC2ZpbmdlcnByaW50GBMgASgJItQCChZSZXF1ZXN0QXBwcm92YWxSZXF1ZXN0EioKCXJlcXVlc3RlchgBIAEoCzIXLmFnZW50Z2F0ZS52MS5QcmluY2lwYWwSDgoGdGFyZ2V0GAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSEQoJd29ya2VyX2lkGAQgASgJEgsKA3NxbBgFIAEoCRISCgpwYXJhbWV0ZXJzGAYgAygJEgwKBHJ1bGUYByABKAkSDgoGcmVhc29uGAggASgJEhcKD2FwcHJvdmVyX2dyb3VwcxgJIAMoCRIaChJhcHByb3ZhbHNfcmVxdWlyZWQYCiABKA0SFgoOZXN0aW1hdGVkX3Jvd3MYCyABKAMSDwoHb2JqZWN0cxgMIAMoCRIXCg90aW1lb3V0X3NlY29uZHMYDSABKA0SDAoEbW9kZRgOIAEoCRITCgtmaW5nZXJwcmludBgPIAEoCSIgChJHZXRBcHByb3ZhbFJlcXVlc3QSCgoCaWQYASABKAkiQwoUTGlzdEFwcHJvdmFsc1JlcXVlc3QSKwoGc3RhdGVzGAEgAygOMhsuYWdlbnRnYXRlLnYxLkFwcHJvdmFsU3RhdGUiQgoVTGlzdEFwcHJvdmFsc1Jlc3BvbnNlEikKCWFwcHJvdmFscxgBIAMoCzIWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbCJAChVEZWNpZGVBcHByb3ZhbFJlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJEgsKA3ZpYRgDIAEoCSJDChJFbmRBcHByb3ZhbFJlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJEhEKCXdvcmtlcl9pZBgDIAEoCSJ2ChZDb25zdW1lQXBwcm92YWxSZXF1ZXN0EioKCXJlcXVlc3RlchgBIAEoCzIXLmFnZW50Z2F0ZS52MS5QcmluY2lwYWwSDgoGdGFyZ2V0GAIgASgJEhMKC2ZpbmdlcnByaW50GAMgASgJEgsKA3NxbBgEIAEoCSIlChdDb25zdW1lQXBwcm92YWxSZXNwb25zZRIKCgJpZBgBIAEoCSIjChVXYXRjaEFwcHJvdmFsc1JlcXVlc3QSCgoCaWQYASABKAkq2gEKDUFwcHJvdmFsU3RhdGUSHgoaQVBQUk9WQUxfU1RBVEVfVU5TUEVDSUZJRUQQABIaChZBUFBST1ZBTF9TVEFURV9QRU5ESU5HEAESGwoXQVBQUk9WQUxfU1RBVEVfQVBQUk9WRUQQAhIZChVBUFBST1ZBTF9TVEFURV9ERU5JRUQQAxIaChZBUFBST1ZBTF9TVEFURV9FWFBJUkVEEAQSHAoYQVBQUk9WQUxfU1RBVEVfV0lUSERSQVdOEAUSGwoXQVBQUk9WQUxfU1RBVEVfQ09OU1VNRUQQBjKjBQoPQXBwcm92YWxTZXJ2aWNlEkcKB1JlcXVlc3QSJC5hZ2VudGdhdGUudjEuUmVxdWVzdEFwcHJvdmFsUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbBI/CgNHZXQSIC5hZ2VudGdhdGUudjEuR2V0QXBwcm92YWxSZXF1ZXN0GhYuYWdlbnRnYXRlLnYxLkFwcHJvdmFsEk8KBExpc3QSIi5hZ2VudGdhdGUudjEuTGlzdEFwcHJvdmFsc1JlcXVlc3QaIy5hZ2VudGdhdGUudjEuTGlzdEFwcHJvdmFsc1Jlc3BvbnNlEkYKB0FwcHJvdmUSIy5hZ2VudGdhdGUudjEuRGVjaWRlQXBwcm92YWxSZXF1ZXN0GhYuYWdlbnRnYXRlLnYxLkFwcHJvdmFsEkMKBERlbnkSIy5hZ2VudGdhdGUudjEuRGVjaWRlQXBwcm92YWxSZXF1ZXN0GhYuYWdlbnRnYXRlLnYxLkFwcHJvdmFsEkQKCFdpdGhkcmF3EiAuYWdlbnRnYXRlLnYxLkVuZEFwcHJvdmFsUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbBJCCgZFeHBpcmUSIC5hZ2VudGdhdGUudjEuRW5kQXBwcm92YWxSZXF1ZXN0GhYuYWdlbnRnYXRlLnYxLkFwcHJvdmFsElYKB0NvbnN1bWUSJC5hZ2VudGdhdGUudjEuQ29uc3VtZUFwcHJvdmFsUmVxdWVzdBolLmFnZW50Z2F0ZS52MS5Db25zdW1lQXBwcm92YWxSZXNwb25zZRJGCgVXYXRjaBIjLmFnZW50Z2F0ZS52MS5XYXRjaEFwcHJvdmFsc1JlcXVlc3QaFi5hZ2VudGdhdGUudjEuQXBwcm92YWwwAWIGcHJvdG8z", [file_agentgate_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("ChthZ2VudGdhdGUvdjEvYXBwcm92YWwucHJvdG8SDGFnZW50Z2F0ZS52MSK/AgoRQXBwcm92YWxSZXF1ZXN0ZWQSJQoEbWV0YRgBIAEoCzIXLmFnZW50Z2F0ZS52MS5FdmVudE1ldGESEwoLYXBwcm92YWxfaWQYAiABKAkSCwoDc3FsGAMgASgJEhIKCnBhcmFtZXRlcnMYBCADKAkSDAoEcnVsZRgFIAEoCRIOCgZyZWFzb24YBiABKAkSFwoPYXBwcm92ZXJfZ3JvdXBzGAcgAygJEhoKEmFwcHJvdmFsc19yZXF1aXJlZBgIIAEoDRIWCg5lc3RpbWF0ZWRfcm93cxgJIAEoAxIPCgdvYmplY3RzGAogAygJEi4KCmV4cGlyZXNfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBG1vZGUYDCABKAkSEwoLZmluZ2VycHJpbnQYDSABKAkiWgoPQXBwcm92YWxHcmFudGVkEiUKBG1ldGEYASABKAsyFy5hZ2VudGdhdGUudjEuRXZlbnRNZXRhEhMKC2FwcHJvdmFsX2lkGAIgASgJEgsKA3ZpYRgDIAEoCSJpCg5BcHByb3ZhbERlbmllZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkSCwoDdmlhGAQgASgJIk0KD0FwcHJvdmFsRXhwaXJlZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCSJfChFBcHByb3ZhbFdpdGhkcmF3bhIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiTgoQQXBwcm92YWxDb25zdW1lZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCSJsChFBcHByb3ZhbEFubm91bmNlZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCRIPCgdjaGFubmVsGAMgASgJEgoKAnRzGAQgASgJIpQBChBBcHByb3ZhbERlY2lzaW9uEikKCGFwcHJvdmVyGAEgASgLMhcuYWdlbnRnYXRlLnYxLlByaW5jaXBhbBIQCghhcHByb3ZlZBgCIAEoCBIOCgZyZWFzb24YAyABKAkSCwoDdmlhGAQgASgJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKoBAoIQXBwcm92YWwSCgoCaWQYASABKAkSKgoFc3RhdGUYAiABKA4yGy5hZ2VudGdhdGUudjEuQXBwcm92YWxTdGF0ZRIqCglyZXF1ZXN0ZXIYAyABKAsyFy5hZ2VudGdhdGUudjEuUHJpbmNpcGFsEg4KBnRhcmdldBgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJEgsKA3NxbBgGIAEoCRISCgpwYXJhbWV0ZXJzGAcgAygJEgwKBHJ1bGUYCCABKAkSDgoGcmVhc29uGAkgASgJEhcKD2FwcHJvdmVyX2dyb3VwcxgKIAMoCRIaChJhcHByb3ZhbHNfcmVxdWlyZWQYCyABKA0SFgoOZXN0aW1hdGVkX3Jvd3MYDCABKAMSDwoHb2JqZWN0cxgNIAMoCRIwCgxyZXF1ZXN0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBG1vZGUYECABKAkSMQoJZGVjaXNpb25zGBEgAygLMh4uYWdlbnRnYXRlLnYxLkFwcHJvdmFsRGVjaXNpb24SEAoIcG9zaXRpb24YEiABKAQSEwoLZmluZ2VycHJpbnQYEyABKAkSLQoHbm90aWNlcxgUIAMoCzIcLmFnZW50Z2F0ZS52MS5BcHByb3ZhbE5vdGljZSItCg5BcHByb3ZhbE5vdGljZRIPCgdjaGFubmVsGAEgASgJEgoKAnRzGAIgASgJItQCChZSZXF1ZXN0QXBwcm92YWxSZXF1ZXN0EioKCXJlcXVlc3RlchgBIAEoCzIXLmFnZW50Z2F0ZS52MS5QcmluY2lwYWwSDgoGdGFyZ2V0GAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSEQoJd29ya2VyX2lkGAQgASgJEgsKA3NxbBgFIAEoCRISCgpwYXJhbWV0ZXJzGAYgAygJEgwKBHJ1bGUYByABKAkSDgoGcmVhc29uGAggASgJEhcKD2FwcHJvdmVyX2dyb3VwcxgJIAMoCRIaChJhcHByb3ZhbHNfcmVxdWlyZWQYCiABKA0SFgoOZXN0aW1hdGVkX3Jvd3MYCyABKAMSDwoHb2JqZWN0cxgMIAMoCRIXCg90aW1lb3V0X3NlY29uZHMYDSABKA0SDAoEbW9kZRgOIAEoCRITCgtmaW5nZXJwcmludBgPIAEoCSIgChJHZXRBcHByb3ZhbFJlcXVlc3QSCgoCaWQYASABKAkiQwoUTGlzdEFwcHJvdmFsc1JlcXVlc3QSKwoGc3RhdGVzGAEgAygOMhsuYWdlbnRnYXRlLnYxLkFwcHJvdmFsU3RhdGUiQgoVTGlzdEFwcHJvdmFsc1Jlc3BvbnNlEikKCWFwcHJvdmFscxgBIAMoCzIWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbCJvChVEZWNpZGVBcHByb3ZhbFJlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJEgsKA3ZpYRgDIAEoCRItCgxvbl9iZWhhbGZfb2YYBCABKAsyFy5hZ2VudGdhdGUudjEuUHJpbmNpcGFsIkIKF0Fubm91bmNlQXBwcm92YWxSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB2NoYW5uZWwYAiABKAkSCgoCdHMYAyABKAkiQwoSRW5kQXBwcm92YWxSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIRCgl3b3JrZXJfaWQYAyABKAkidgoWQ29uc3VtZUFwcHJvdmFsUmVxdWVzdBIqCglyZXF1ZXN0ZXIYASABKAsyFy5hZ2VudGdhdGUudjEuUHJpbmNpcGFsEg4KBnRhcmdldBgCIAEoCRITCgtmaW5nZXJwcmludBgDIAEoCRILCgNzcWwYBCABKAkiJQoXQ29uc3VtZUFwcHJvdmFsUmVzcG9uc2USCgoCaWQYASABKAkiIwoVV2F0Y2hBcHByb3ZhbHNSZXF1ZXN0EgoKAmlkGAEgASgJKtoBCg1BcHByb3ZhbFN0YXRlEh4KGkFQUFJPVkFMX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWQVBQUk9WQUxfU1RBVEVfUEVORElORxABEhsKF0FQUFJPVkFMX1NUQVRFX0FQUFJPVkVEEAISGQoVQVBQUk9WQUxfU1RBVEVfREVOSUVEEAMSGgoWQVBQUk9WQUxfU1RBVEVfRVhQSVJFRBAEEhwKGEFQUFJPVkFMX1NUQVRFX1dJVEhEUkFXThAFEhsKF0FQUFJPVkFMX1NUQVRFX0NPTlNVTUVEEAYy7gUKD0FwcHJvdmFsU2VydmljZRJHCgdSZXF1ZXN0EiQuYWdlbnRnYXRlLnYxLlJlcXVlc3RBcHByb3ZhbFJlcXVlc3QaFi5hZ2VudGdhdGUudjEuQXBwcm92YWwSPwoDR2V0EiAuYWdlbnRnYXRlLnYxLkdldEFwcHJvdmFsUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbBJPCgRMaXN0EiIuYWdlbnRnYXRlLnYxLkxpc3RBcHByb3ZhbHNSZXF1ZXN0GiMuYWdlbnRnYXRlLnYxLkxpc3RBcHByb3ZhbHNSZXNwb25zZRJGCgdBcHByb3ZlEiMuYWdlbnRnYXRlLnYxLkRlY2lkZUFwcHJvdmFsUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbBJDCgREZW55EiMuYWdlbnRnYXRlLnYxLkRlY2lkZUFwcHJvdmFsUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbBJECghXaXRoZHJhdxIgLmFnZW50Z2F0ZS52MS5FbmRBcHByb3ZhbFJlcXVlc3QaFi5hZ2VudGdhdGUudjEuQXBwcm92YWwSQgoGRXhwaXJlEiAuYWdlbnRnYXRlLnYxLkVuZEFwcHJvdmFsUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbBJWCgdDb25zdW1lEiQuYWdlbnRnYXRlLnYxLkNvbnN1bWVBcHByb3ZhbFJlcXVlc3QaJS5hZ2VudGdhdGUudjEuQ29uc3VtZUFwcHJvdmFsUmVzcG9uc2USSQoIQW5ub3VuY2USJS5hZ2VudGdhdGUudjEuQW5ub3VuY2VBcHByb3ZhbFJlcXVlc3QaFi5hZ2VudGdhdGUudjEuQXBwcm92YWwSRgoFV2F0Y2gSIy5hZ2VudGdhdGUudjEuV2F0Y2hBcHByb3ZhbHNSZXF1ZXN0GhYuYWdlbnRnYXRlLnYxLkFwcHJvdmFsMAFiBnByb3RvMw", [file_agentgate_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * A statement whose decision is require_approval is held (or, in deferred mode, refused) until humans decide.
@@ -256,6 +256,40 @@ export const ApprovalConsumedSchema: GenMessage<ApprovalConsumed> = /*@__PURE__*
   messageDesc(file_agentgate_v1_approval, 5);
 
 /**
+ * A chat message now shows the request (the Slack bot posted it); any bot instance updates it on a decision.
+ *
+ * @generated from message agentgate.v1.ApprovalAnnounced
+ */
+export type ApprovalAnnounced = Message<"agentgate.v1.ApprovalAnnounced"> & {
+  /**
+   * @generated from field: agentgate.v1.EventMeta meta = 1;
+   */
+  meta?: EventMeta | undefined;
+
+  /**
+   * @generated from field: string approval_id = 2;
+   */
+  approvalId: string;
+
+  /**
+   * @generated from field: string channel = 3;
+   */
+  channel: string;
+
+  /**
+   * @generated from field: string ts = 4;
+   */
+  ts: string;
+};
+
+/**
+ * Describes the message agentgate.v1.ApprovalAnnounced.
+ * Use `create(ApprovalAnnouncedSchema)` to create a new message.
+ */
+export const ApprovalAnnouncedSchema: GenMessage<ApprovalAnnounced> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_approval, 6);
+
+/**
  * @generated from message agentgate.v1.ApprovalDecision
  */
 export type ApprovalDecision = Message<"agentgate.v1.ApprovalDecision"> & {
@@ -290,7 +324,7 @@ export type ApprovalDecision = Message<"agentgate.v1.ApprovalDecision"> & {
  * Use `create(ApprovalDecisionSchema)` to create a new message.
  */
 export const ApprovalDecisionSchema: GenMessage<ApprovalDecision> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 6);
+  messageDesc(file_agentgate_v1_approval, 7);
 
 /**
  * An approval as the projection knows it.
@@ -394,6 +428,13 @@ export type Approval = Message<"agentgate.v1.Approval"> & {
    * @generated from field: string fingerprint = 19;
    */
   fingerprint: string;
+
+  /**
+   * Chat messages that show this request.
+   *
+   * @generated from field: repeated agentgate.v1.ApprovalNotice notices = 20;
+   */
+  notices: ApprovalNotice[];
 };
 
 /**
@@ -401,7 +442,29 @@ export type Approval = Message<"agentgate.v1.Approval"> & {
  * Use `create(ApprovalSchema)` to create a new message.
  */
 export const ApprovalSchema: GenMessage<Approval> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 7);
+  messageDesc(file_agentgate_v1_approval, 8);
+
+/**
+ * @generated from message agentgate.v1.ApprovalNotice
+ */
+export type ApprovalNotice = Message<"agentgate.v1.ApprovalNotice"> & {
+  /**
+   * @generated from field: string channel = 1;
+   */
+  channel: string;
+
+  /**
+   * @generated from field: string ts = 2;
+   */
+  ts: string;
+};
+
+/**
+ * Describes the message agentgate.v1.ApprovalNotice.
+ * Use `create(ApprovalNoticeSchema)` to create a new message.
+ */
+export const ApprovalNoticeSchema: GenMessage<ApprovalNotice> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_approval, 9);
 
 /**
  * @generated from message agentgate.v1.RequestApprovalRequest
@@ -488,7 +551,7 @@ export type RequestApprovalRequest = Message<"agentgate.v1.RequestApprovalReques
  * Use `create(RequestApprovalRequestSchema)` to create a new message.
  */
 export const RequestApprovalRequestSchema: GenMessage<RequestApprovalRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 8);
+  messageDesc(file_agentgate_v1_approval, 10);
 
 /**
  * @generated from message agentgate.v1.GetApprovalRequest
@@ -505,7 +568,7 @@ export type GetApprovalRequest = Message<"agentgate.v1.GetApprovalRequest"> & {
  * Use `create(GetApprovalRequestSchema)` to create a new message.
  */
 export const GetApprovalRequestSchema: GenMessage<GetApprovalRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 9);
+  messageDesc(file_agentgate_v1_approval, 11);
 
 /**
  * @generated from message agentgate.v1.ListApprovalsRequest
@@ -524,7 +587,7 @@ export type ListApprovalsRequest = Message<"agentgate.v1.ListApprovalsRequest"> 
  * Use `create(ListApprovalsRequestSchema)` to create a new message.
  */
 export const ListApprovalsRequestSchema: GenMessage<ListApprovalsRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 10);
+  messageDesc(file_agentgate_v1_approval, 12);
 
 /**
  * @generated from message agentgate.v1.ListApprovalsResponse
@@ -541,10 +604,12 @@ export type ListApprovalsResponse = Message<"agentgate.v1.ListApprovalsResponse"
  * Use `create(ListApprovalsResponseSchema)` to create a new message.
  */
 export const ListApprovalsResponseSchema: GenMessage<ListApprovalsResponse> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 11);
+  messageDesc(file_agentgate_v1_approval, 13);
 
 /**
- * Approve or Deny: the approver is the principal of the bearer token in the call's metadata.
+ * Approve or Deny: the approver is the principal of the bearer token in the call's metadata, or, when the token's
+ * client is a configured delegate (the Slack bot), the principal it decides on behalf of (a verified Slack user
+ * mapped to an identity).
  *
  * @generated from message agentgate.v1.DecideApprovalRequest
  */
@@ -563,6 +628,11 @@ export type DecideApprovalRequest = Message<"agentgate.v1.DecideApprovalRequest"
    * @generated from field: string via = 3;
    */
   via: string;
+
+  /**
+   * @generated from field: agentgate.v1.Principal on_behalf_of = 4;
+   */
+  onBehalfOf?: Principal | undefined;
 };
 
 /**
@@ -570,7 +640,37 @@ export type DecideApprovalRequest = Message<"agentgate.v1.DecideApprovalRequest"
  * Use `create(DecideApprovalRequestSchema)` to create a new message.
  */
 export const DecideApprovalRequestSchema: GenMessage<DecideApprovalRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 12);
+  messageDesc(file_agentgate_v1_approval, 14);
+
+/**
+ * The Slack bot records the message that shows a request; a second message on the same channel is refused
+ * (ALREADY_EXISTS), and its poster deletes its duplicate.
+ *
+ * @generated from message agentgate.v1.AnnounceApprovalRequest
+ */
+export type AnnounceApprovalRequest = Message<"agentgate.v1.AnnounceApprovalRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string channel = 2;
+   */
+  channel: string;
+
+  /**
+   * @generated from field: string ts = 3;
+   */
+  ts: string;
+};
+
+/**
+ * Describes the message agentgate.v1.AnnounceApprovalRequest.
+ * Use `create(AnnounceApprovalRequestSchema)` to create a new message.
+ */
+export const AnnounceApprovalRequestSchema: GenMessage<AnnounceApprovalRequest> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_approval, 15);
 
 /**
  * The proxy ends a request it no longer waits for (Withdraw) or that timed out (Expire).
@@ -599,7 +699,7 @@ export type EndApprovalRequest = Message<"agentgate.v1.EndApprovalRequest"> & {
  * Use `create(EndApprovalRequestSchema)` to create a new message.
  */
 export const EndApprovalRequestSchema: GenMessage<EndApprovalRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 13);
+  messageDesc(file_agentgate_v1_approval, 16);
 
 /**
  * Consume: the requester runs the statement of an approved deferred request (once).
@@ -633,7 +733,7 @@ export type ConsumeApprovalRequest = Message<"agentgate.v1.ConsumeApprovalReques
  * Use `create(ConsumeApprovalRequestSchema)` to create a new message.
  */
 export const ConsumeApprovalRequestSchema: GenMessage<ConsumeApprovalRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 14);
+  messageDesc(file_agentgate_v1_approval, 17);
 
 /**
  * @generated from message agentgate.v1.ConsumeApprovalResponse
@@ -652,7 +752,7 @@ export type ConsumeApprovalResponse = Message<"agentgate.v1.ConsumeApprovalRespo
  * Use `create(ConsumeApprovalResponseSchema)` to create a new message.
  */
 export const ConsumeApprovalResponseSchema: GenMessage<ConsumeApprovalResponse> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 15);
+  messageDesc(file_agentgate_v1_approval, 18);
 
 /**
  * @generated from message agentgate.v1.WatchApprovalsRequest
@@ -671,7 +771,7 @@ export type WatchApprovalsRequest = Message<"agentgate.v1.WatchApprovalsRequest"
  * Use `create(WatchApprovalsRequestSchema)` to create a new message.
  */
 export const WatchApprovalsRequestSchema: GenMessage<WatchApprovalsRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 16);
+  messageDesc(file_agentgate_v1_approval, 19);
 
 /**
  * @generated from enum agentgate.v1.ApprovalState
@@ -786,6 +886,14 @@ export const ApprovalService: GenService<{
     methodKind: "unary";
     input: typeof ConsumeApprovalRequestSchema;
     output: typeof ConsumeApprovalResponseSchema;
+  },
+  /**
+   * @generated from rpc agentgate.v1.ApprovalService.Announce
+   */
+  announce: {
+    methodKind: "unary";
+    input: typeof AnnounceApprovalRequestSchema;
+    output: typeof ApprovalSchema;
   },
   /**
    * The approval (or every approval) now, then each change; every instance sees changes made on any other.

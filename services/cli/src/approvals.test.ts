@@ -116,7 +116,7 @@ before(async () => {
         proxy: {
           allowPlaintextLoopback: true,
           policy: { address: `127.0.0.1:${policyPort}` },
-          approval: { address: service.address, timeoutMs: 20_000 },
+          approval: { address: service.address, timeoutMs: 90_000 },
           audit: { nats: nats.url },
         },
         identity: { issuer: idp.issuer, audience: "agentgate" },

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { type ApprovalServer, createApprovalService } from "@agentgate/approval";
+import { createApprovalService } from "@agentgate/approval";
 import { ConfigError, interpolate, readYamlFile } from "@agentgate/config";
 import { type Approval, ApprovalService, ApprovalState } from "@agentgate/events";
 import { createPostgresEventStore } from "@agentgate/eventstore";
@@ -10,6 +10,7 @@ import { Metadata } from "@grpc/grpc-js";
 import { pino } from "pino";
 import { z } from "zod";
 import { type Io, STDIO } from "./sessions.ts";
+import { closeOnSignal } from "./signals.ts";
 import { UsageError } from "./usage.ts";
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, "expected host:port, e.g. 127.0.0.1:7071");
@@ -78,7 +79,7 @@ export async function runApprovalService(args: string[]): Promise<number> {
     delegates: approval.delegates,
   });
   await service.listen();
-  await untilSignal(service);
+  await closeOnSignal(() => service.close());
   await store.close();
   return 0;
 }
@@ -251,16 +252,4 @@ function renderOne(a: Approval): string {
     ),
   ];
   return `${lines.join("\n")}\n`;
-}
-
-function untilSignal(service: ApprovalServer): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
-      process.off("SIGTERM", stop);
-      process.off("SIGINT", stop);
-      service.close().then(resolve, resolve);
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
-  });
 }

@@ -5,6 +5,7 @@ import { type PolicyServiceConfig, policyServiceSchema, RulesError } from "@agen
 import { createPolicyService, type PolicyServer } from "@agentgate/policy-service";
 import { pino } from "pino";
 import { z } from "zod";
+import { closeOnSignal } from "./signals.ts";
 import { UsageError } from "./usage.ts";
 
 /** `agentgate policy`: the policy service, from the `policy:` section of the config file, until SIGTERM/SIGINT. */
@@ -24,7 +25,7 @@ export async function runPolicy(args: string[]): Promise<number> {
     throw error;
   }
   await service.listen();
-  await untilSignal(service);
+  await closeOnSignal(() => service.close());
   return 0;
 }
 
@@ -56,20 +57,4 @@ function loadPolicySection(file: string): { policy: PolicyServiceConfig; logLeve
     policy: { ...result.data.policy, ...(rulesFile ? { rulesFile: resolve(dirname(file), rulesFile) } : {}) },
     logLevel: result.data.log.level,
   };
-}
-
-/**
- * Drains on the first SIGTERM/SIGINT: NOT_SERVING, revision streams ended, running calls finished (up to 5 s). The
- * handlers are removed then, so a second signal ends the process at once.
- */
-function untilSignal(service: PolicyServer): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
-      process.off("SIGTERM", stop);
-      process.off("SIGINT", stop);
-      service.close().then(resolve, resolve);
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
-  });
 }

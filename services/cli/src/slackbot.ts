@@ -3,6 +3,7 @@ import { ConfigError, interpolate, readYamlFile } from "@agentgate/config";
 import { createSlackBot } from "@agentgate/slackbot";
 import { pino } from "pino";
 import { z } from "zod";
+import { closeOnSignal } from "./signals.ts";
 import { clientCredentialsToken } from "./token.ts";
 import { UsageError } from "./usage.ts";
 
@@ -86,15 +87,7 @@ export async function runSlackbot(args: string[]): Promise<number> {
   ];
   const started = await bot.start(port, host);
   logger.info({ port: started.port }, "slack bot listening");
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off("SIGTERM", stop);
-      process.off("SIGINT", stop);
-      bot.stop().then(resolve, resolve);
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
-  });
+  await closeOnSignal(() => bot.stop());
   return 0;
 }
 

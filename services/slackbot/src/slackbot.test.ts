@@ -121,7 +121,7 @@ before(async () => {
     proxy: {
       allowPlaintextLoopback: true,
       policy: { address: `127.0.0.1:${policyPort}` },
-      approval: { address: approvalAddress, timeoutMs: 30_000 },
+      approval: { address: approvalAddress, timeoutMs: 90_000 },
     },
     identity: { issuer: idp.issuer, audience: "agentgate" },
   });

@@ -1,8 +1,8 @@
 import type { ConnectionOptions } from "node:tls";
 import type { Target } from "@agentgate/config";
 import type { FunctionCatalog } from "@agentgate/sql";
-import pg from "pg";
 import type { Logger } from "pino";
+import { targetClient } from "../target-client.ts";
 
 type Volatility = "i" | "s" | "v";
 
@@ -52,15 +52,7 @@ export class TargetCatalog implements FunctionCatalog {
   }
 
   async #load(): Promise<void> {
-    const client = new pg.Client({
-      host: this.target.host,
-      port: this.target.port,
-      user: this.target.user,
-      password: this.target.password,
-      database: this.target.database,
-      ssl: this.tls ?? false,
-      application_name: "agentgate-catalog",
-    });
+    const client = targetClient(this.target, this.tls, "agentgate-catalog");
     try {
       await client.connect();
       const { rows } = await client.query<{ name: string; schema: string; volatility: Volatility }>(QUERY);

@@ -1,7 +1,7 @@
 import type { ConnectionOptions } from "node:tls";
 import type { Target } from "@agentgate/config";
-import pg from "pg";
 import type { Logger } from "pino";
+import { targetClient } from "../target-client.ts";
 
 interface PlanNode {
   "Node Type"?: string;
@@ -20,14 +20,7 @@ export type Estimator = (sql: string) => Promise<bigint>;
  */
 export function createEstimator(target: Target, tls: ConnectionOptions | undefined, logger: Logger): Estimator {
   return async (sql) => {
-    const client = new pg.Client({
-      host: target.host,
-      port: target.port,
-      user: target.user,
-      password: target.password,
-      database: target.database,
-      ssl: tls ?? false,
-      application_name: "agentgate-estimate",
+    const client = targetClient(target, tls, "agentgate-estimate", {
       options: "-c default_transaction_read_only=on -c statement_timeout=2000",
       connectionTimeoutMillis: 2000,
     });

@@ -1,8 +1,8 @@
 import type { ConnectionOptions } from "node:tls";
 import type { Target } from "@agentgate/config";
 import { type OutputLineage, outputLineage } from "@agentgate/masking";
-import pg from "pg";
 import type { Logger } from "pino";
+import { targetClient } from "../target-client.ts";
 
 /** A table, view or other relation whose columns can be read. */
 export interface Relation {
@@ -142,17 +142,8 @@ export class MaskCatalog {
   }
 
   async #load(): Promise<void> {
-    const client = new pg.Client({
-      host: this.target.host,
-      port: this.target.port,
-      user: this.target.user,
-      password: this.target.password,
-      database: this.target.database,
-      ssl: this.tls ?? false,
-      application_name: "agentgate-catalog",
-      // An empty search_path makes pg_get_viewdef qualify every relation it names.
-      options: "-c search_path=",
-    });
+    // An empty search_path makes pg_get_viewdef qualify every relation it names.
+    const client = targetClient(this.target, this.tls, "agentgate-catalog", { options: "-c search_path=" });
     try {
       await client.connect();
       const relations = await client.query<{

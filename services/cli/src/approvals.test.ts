@@ -1,6 +1,7 @@
 // Approvals end to end: psql holds a DELETE until `agentgate approvals approve` (or deny, or the timeout), with two
 // proxy workers and two approval-service instances on one event store.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,7 +16,13 @@ import { createClient } from "@agentgate/grpc";
 import { createTokenVerifier } from "@agentgate/identity";
 import { createPolicyService } from "@agentgate/policy-service";
 import { startTestGateway, type TestGateway } from "@agentgate/proxy/testing";
-import { type NatsInstance, type OidcProviderInstance, startNats, startOidcProvider } from "@agentgate/testkit";
+import {
+  findBinary,
+  type NatsInstance,
+  type OidcProviderInstance,
+  startNats,
+  startOidcProvider,
+} from "@agentgate/testkit";
 import pg from "pg";
 import { pino } from "pino";
 import { agentgate } from "./testing.ts";
@@ -202,28 +209,47 @@ async function orderCount(): Promise<number> {
 }
 
 describe("approvals", { timeout: 180_000 }, () => {
-  it("holds a DELETE until an approver approves it with the CLI; then it runs once", async () => {
-    const agent = await connectAs("agent");
+  it("psql's DELETE waits until an approver approves it with the CLI; then the same call returns DELETE 9", async () => {
+    const psql = spawn(
+      findBinary("psql", "apt-get install -y postgresql-client"),
+      [
+        "-X",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(gateways[0]!.port),
+        "-U",
+        "agent",
+        "-d",
+        "app",
+        "-c",
+        "DELETE FROM orders WHERE id < 10",
+      ],
+      { env: { PATH: process.env.PATH, PGPASSWORD: await idp.token("agent"), PGSSLMODE: "disable" } },
+    );
+    let stdout = "";
+    let stderr = "";
+    psql.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
+    psql.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => psql.on("close", resolve));
     try {
-      approvedSession = gateways[0]!.proxy.sessions().find((x) => x.phase === "relay")!.id;
-      const held = agent.query("DELETE FROM orders WHERE id < 10");
       const approval = await pendingFor("DELETE FROM orders WHERE id < 10");
+      approvedSession = approval.sessionId;
       assert.equal(approval.estimatedRows > 0n, true, "the planner's estimate is in the request");
       assert.deepEqual(approval.objects, ["orders"]);
       assert.equal(approval.requester?.subject, "agent");
       assert.equal(await orderCount(), 100, "nothing ran while it waits");
+      assert.equal(psql.exitCode, null, "psql is still waiting");
       const shown = await cli(["show", approval.id]);
       assert.match(shown.stdout, /statement {2}DELETE FROM orders WHERE id < 10/);
       assert.match(shown.stdout, /estimate {3}\d+ rows; changes orders/);
       const approved = await cli(["approve", approval.id], "dba1");
       assert.equal(approved.code, 0, approved.stderr);
-      const result = await held;
-      assert.equal(result.command, "DELETE");
-      assert.equal(result.rowCount, 9);
+      assert.equal(await exited, 0, stderr);
+      assert.equal(stdout, "DELETE 9\n");
       assert.equal(await orderCount(), 91);
-      assert.equal((await agent.query("SELECT 1 AS one")).rows[0].one, 1, "the session goes on");
     } finally {
-      await agent.end();
+      psql.kill();
     }
   });
 

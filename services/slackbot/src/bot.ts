@@ -186,7 +186,9 @@ export function createSlackBot(options: SlackBotOptions): SlackBot {
     const shown = JSON.stringify(blocks);
     if (rendered.get(key) === shown) return;
     await app.client.chat.update({ channel: notice.channel, ts: notice.ts, text, blocks });
-    rendered.set(key, shown);
+    // A decided request's message is final: forget it (a later event for it costs one more update at most).
+    if (approval.state === ApprovalState.PENDING) rendered.set(key, shown);
+    else rendered.delete(key);
   };
 
   const follow = async () => {

@@ -107,6 +107,7 @@ export class SessionMasking {
   #result: Result | undefined;
   #copy: CopyResult | undefined;
   #counts = new Map<string, number>();
+  #lastShapes: { sql: string; shapes: StatementShape[] } | undefined;
   #maskedColumns = new Map<number, ReadonlySet<string>>();
 
   constructor(options: MaskingOptions) {
@@ -346,16 +347,24 @@ export class SessionMasking {
 
   // ---- statements ------------------------------------------------------------------------------------------------
 
+  /** The statement's shapes; check() and sent() ask for the same text one after the other, so the last is kept. */
   #shapes(sql: string): StatementShape[] {
-    return statementShapes(sql, {
+    if (this.#lastShapes?.sql === sql) return this.#lastShapes.shapes;
+    const shapes = statementShapes(sql, {
       columnsOf: this.#o.catalog.columnsOf,
       prepared: this.#prepared,
       cursors: this.#cursors,
     });
+    this.#lastShapes = { sql, shapes };
+    return shapes;
   }
 
   /** SQL-level session state the next statements' lineage depends on. */
   #remember(shape: StatementShape): void {
+    // A PREPARE, DECLARE, DEALLOCATE or CLOSE changes what later statements return: their shapes are computed anew.
+    if (shape.prepare || shape.declare !== undefined || shape.deallocate !== undefined || shape.close !== undefined) {
+      this.#lastShapes = undefined;
+    }
     if (shape.prepare !== undefined) this.#prepared.set(shape.prepare.name, shape.prepare.text);
     if (shape.deallocate !== undefined) {
       if (shape.deallocate === "") this.#prepared.clear();

@@ -1,13 +1,4 @@
 import { ConfigError } from "@agentgate/config";
-import { runApprovalService, runApprovals } from "./approvals.ts";
-import { runAudit } from "./audit.ts";
-import { runDev } from "./dev.ts";
-import { runPolicy } from "./policy.ts";
-import { runProxy } from "./proxy.ts";
-import { runReplay } from "./replay.ts";
-import { runSessions } from "./sessions.ts";
-import { runSlackbot } from "./slackbot.ts";
-import { runToken } from "./token.ts";
 import { UsageError } from "./usage.ts";
 
 const USAGE = `usage: agentgate <command> [options]
@@ -27,17 +18,22 @@ commands:
 
 type Command = (args: string[]) => Promise<number>;
 
-const commands: Record<string, Command> = {
-  approval: runApprovalService,
-  approvals: (args) => runApprovals(args),
-  audit: runAudit,
-  dev: runDev,
-  policy: runPolicy,
-  proxy: runProxy,
-  replay: runReplay,
-  sessions: runSessions,
-  slackbot: runSlackbot,
-  token: runToken,
+// Each command's module is loaded only when it runs: a proxy worker does not carry the Slack bot, the audit
+// service or the demo in its memory.
+const commands: Record<string, () => Promise<Command>> = {
+  approval: async () => (await import("./approvals.ts")).runApprovalService,
+  approvals: async () => {
+    const { runApprovals } = await import("./approvals.ts");
+    return (args) => runApprovals(args);
+  },
+  audit: async () => (await import("./audit.ts")).runAudit,
+  dev: async () => (await import("./dev.ts")).runDev,
+  policy: async () => (await import("./policy.ts")).runPolicy,
+  proxy: async () => (await import("./proxy.ts")).runProxy,
+  replay: async () => (await import("./replay.ts")).runReplay,
+  sessions: async () => (await import("./sessions.ts")).runSessions,
+  slackbot: async () => (await import("./slackbot.ts")).runSlackbot,
+  token: async () => (await import("./token.ts")).runToken,
 };
 
 /** Runs one subcommand; returns the process exit code. */
@@ -47,12 +43,13 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return name === undefined ? 2 : 0;
   }
-  const command = commands[name];
-  if (command === undefined) {
+  const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (load === undefined) {
     process.stderr.write(`agentgate: unknown command "${name}"\n${USAGE}`);
     return 2;
   }
   try {
+    const command = await load();
     return await command(args);
   } catch (error) {
     if (error instanceof ConfigError) {

@@ -261,6 +261,51 @@ describe("decide", () => {
   });
 });
 
+describe("grants", () => {
+  const policy = () =>
+    given([
+      readOnlyForAnalysts,
+      { name: "no-secrets", match: { classes: ["write"], relations: ["secrets"] }, effect: "deny" },
+      {
+        name: "orders-need-approval",
+        match: { classes: ["write"], relations: ["orders"] },
+        effect: "require_approval",
+        approvers: ["dba"],
+      },
+    ]);
+  const grant = { id: "g1", subject: "agent-7", issuer: "https://idp", target: "app", classes: ["write"] };
+  const me = { ...analyst, issuer: "https://idp" };
+
+  it("allow what no rule allows, for the grantee on the target and classes granted", () => {
+    then(when(policy(), { principal: me, statements: [insert("t")] }), { effect: "deny" });
+    then(when(policy(), { principal: me, statements: [insert("t")], grants: [grant] }), {
+      effect: "allow",
+      rule: "grant g1",
+    });
+    for (const other of [
+      { principal: { ...me, issuer: "https://elsewhere" } },
+      { principal: { ...me, subject: "agent-8" } },
+      { target: "other" },
+    ]) {
+      then(when(policy(), { principal: me, statements: [insert("t")], grants: [grant], ...other }), { effect: "deny" });
+    }
+    then(when(policy(), { principal: me, statements: [{ class: "ddl", classes: ["ddl"] }], grants: [grant] }), {
+      effect: "deny",
+    });
+  });
+
+  it("never lift an explicit deny or an approval rule", () => {
+    then(when(policy(), { principal: me, statements: [insert("secrets")], grants: [grant] }), {
+      effect: "deny",
+      rule: "no-secrets",
+    });
+    then(when(policy(), { principal: me, statements: [insert("orders")], grants: [grant] }), {
+      effect: "require_approval",
+      rule: "orders-need-approval",
+    });
+  });
+});
+
 describe("readOnly", () => {
   const policy = given([
     readOnlyForAnalysts,

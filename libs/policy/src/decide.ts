@@ -30,6 +30,17 @@ interface CompiledRule {
 export interface PrincipalFacts {
   subject: string;
   groups: readonly string[];
+  /** The token's issuer; a grant matches a principal by issuer and subject. */
+  issuer?: string;
+}
+
+/** Time-boxed access issued by an approval (JIT): `classes` on `target` for this principal, while it lasts. */
+export interface ActiveGrant {
+  id: string;
+  subject: string;
+  issuer: string;
+  target: string;
+  classes: readonly string[];
 }
 
 /** What the SQL analysis says about one statement (the proto's StatementFacts fits). */
@@ -46,6 +57,8 @@ export interface DecideInput {
   principal: PrincipalFacts;
   target: string;
   statements: readonly StatementFacts[];
+  /** Grants in force; one that covers a class allows it where no rule does (explicit rules still win). */
+  grants?: readonly ActiveGrant[];
 }
 
 export interface Decision {
@@ -145,7 +158,18 @@ function decideClass(
     if (rule.effect === "deny") break;
   }
   const on = `${statementClass} on ${input.target}`;
-  if (found === undefined) return { effect: "deny", rule: undefined, reason: `no rule allows ${on}` };
+  if (found === undefined) {
+    const grant = input.grants?.find(
+      (g) =>
+        g.subject === input.principal.subject &&
+        g.issuer === (input.principal.issuer ?? "") &&
+        g.target === input.target &&
+        g.classes.includes(statementClass),
+    );
+    if (grant !== undefined)
+      return { effect: "allow", rule: grantRule(grant), reason: `grant ${grant.id} allows ${on}` };
+    return { effect: "deny", rule: undefined, reason: `no rule allows ${on}` };
+  }
   const reason =
     found.reason ??
     (found.effect === "allow"
@@ -236,4 +260,21 @@ export function readOnly(policy: Policy, principal: PrincipalFacts, target: stri
 export function masksApplying(policy: Policy, principal: PrincipalFacts): MaskRule[] {
   const groups = new Set(principal.groups);
   return policy.masks.filter((rule) => !(rule.groups?.unmasked ?? []).some((group) => groups.has(group)));
+}
+
+/** A grant as the rule that decided: reported as "grant <id>", after every written rule among equals. */
+function grantRule(grant: ActiveGrant): CompiledRule {
+  return {
+    index: Number.MAX_SAFE_INTEGER,
+    name: `grant ${grant.id}`,
+    effect: "allow",
+    groups: undefined,
+    subjects: undefined,
+    targets: undefined,
+    classes: undefined,
+    relations: undefined,
+    approvers: [],
+    approvals: 0,
+    reason: undefined,
+  };
 }

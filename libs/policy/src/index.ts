@@ -1,5 +1,6 @@
 export { READ_ONLY_CLASSES, STATEMENT_CLASSES, type StatementClass } from "./classes.ts";
 export {
+  type ActiveGrant,
   compilePolicy,
   type DecideInput,
   type Decision,

@@ -125,6 +125,8 @@ export const policyServiceSchema = z
     masks: maskRulesSchema.optional(),
     /** Inline predicate switch (with inline rules only). */
     maskedPredicates: z.enum(MASKED_PREDICATES).optional(),
+    /** host:port of the approval service whose grants (JIT access) the policy honours. */
+    grantsFrom: hostPort.optional(),
   })
   .superRefine((section, context) => {
     const given = (section.rules === undefined ? 0 : 1) + (section.rulesFile === undefined ? 0 : 1);

@@ -85,6 +85,8 @@ export function toStored(event: ApprovalEvent, cx: Context): EventToAppend {
         expiresAt: timestampFromDate(event.expiresAt),
         mode: event.mode,
         fingerprint: event.fingerprint,
+        grantClasses: event.grantClasses,
+        grantSeconds: event.grantSeconds,
       });
       break;
     case "granted":
@@ -155,7 +157,9 @@ export function fromStored(recorded: RecordedEvent): { approvalId: string; event
           estimatedRows: e.estimatedRows,
           objects: e.objects,
           fingerprint: e.fingerprint,
-          mode: e.mode === "deferred" ? "deferred" : "wait",
+          mode: e.mode === "deferred" || e.mode === "grant" ? e.mode : "wait",
+          grantClasses: e.grantClasses,
+          grantSeconds: e.grantSeconds,
           at,
           expiresAt: e.expiresAt ? timestampDate(e.expiresAt) : at,
         },

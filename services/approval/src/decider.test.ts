@@ -36,6 +36,8 @@ const request = (approvalsRequired = 1, mode: "wait" | "deferred" = "wait"): App
     objects: ["orders"],
     fingerprint: "f",
     mode,
+    grantClasses: [],
+    grantSeconds: 0,
     at,
     expiresAt: new Date(at.getTime() + 60_000),
   },

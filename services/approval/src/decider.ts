@@ -20,7 +20,10 @@ export interface Requested {
   estimatedRows: bigint;
   objects: string[];
   fingerprint: string;
-  mode: "wait" | "deferred";
+  /** wait, deferred: a statement; grant: time-boxed access (grantClasses on target for grantSeconds). */
+  mode: "wait" | "deferred" | "grant";
+  grantClasses: string[];
+  grantSeconds: number;
   at: Date;
   expiresAt: Date;
 }

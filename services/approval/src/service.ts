@@ -1,5 +1,13 @@
 import { randomUUID } from "node:crypto";
-import { type ApprovalSchema, ApprovalService, ApprovalState, type Principal } from "@agentgate/events";
+import {
+  type ApprovalSchema,
+  ApprovalService,
+  ApprovalState,
+  GrantIssuedSchema,
+  GrantRevokedSchema,
+  type GrantSchema,
+  type Principal,
+} from "@agentgate/events";
 import { type EventStore, WrongExpectedRevisionError } from "@agentgate/eventstore";
 import {
   addService,
@@ -12,6 +20,8 @@ import {
 } from "@agentgate/grpc";
 import { SignInError, type TokenVerifier } from "@agentgate/identity";
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Server } from "@grpc/grpc-js";
 import { type Logger, pino } from "pino";
 import { fromStored, isApprovalEventType, STREAM_PREFIX, stateOf, streamOf, toStored, viewOf } from "./codec.ts";
@@ -44,6 +54,10 @@ export interface ApprovalServiceOptions {
    * maps a verified Slack user to an identity. Default none.
    */
   delegates?: readonly string[];
+  /** Groups whose members approve (and revoke) grant requests; without it grants cannot be requested. */
+  grantApprovers?: readonly string[];
+  /** Longest grant a principal may ask for; default 8 hours. */
+  maxGrantSeconds?: number;
 }
 
 export interface ApprovalServer {
@@ -52,6 +66,17 @@ export interface ApprovalServer {
 }
 
 type View = MessageInitShape<typeof ApprovalSchema>;
+type GrantView = MessageInitShape<typeof GrantSchema>;
+
+interface GrantEntry {
+  principal: Principal;
+  target: string;
+  classes: string[];
+  expiresAt: Date;
+  revoked: boolean;
+}
+
+const GRANT_PREFIX = "grant-";
 
 interface Entry {
   state: State;
@@ -87,8 +112,35 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
   let following: Promise<void> | undefined;
   let sweeper: NodeJS.Timeout | undefined;
 
+  const grants = new Map<string, GrantEntry>();
+  const grantWatchers = new Set<() => void>();
+  const applyGrant = (recorded: Parameters<typeof fromStored>[0]) => {
+    if (recorded.type === GrantIssuedSchema.typeName) {
+      const e = fromBinary(GrantIssuedSchema, recorded.data);
+      grants.set(e.grantId, {
+        principal: e.meta?.principal ?? {
+          $typeName: "agentgate.v1.Principal",
+          subject: "",
+          groups: [],
+          issuer: "",
+          clientId: "",
+        },
+        target: e.meta?.target ?? "",
+        classes: e.classes,
+        expiresAt: e.expiresAt ? timestampDate(e.expiresAt) : new Date(0),
+        revoked: false,
+      });
+    } else if (recorded.type === GrantRevokedSchema.typeName) {
+      const e = fromBinary(GrantRevokedSchema, recorded.data);
+      const grant = grants.get(e.grantId);
+      if (grant !== undefined) grant.revoked = true;
+    } else return;
+    for (const wake of grantWatchers) wake();
+  };
+
   const apply = (recorded: Parameters<typeof fromStored>[0]) => {
     if (recorded.position > head) head = recorded.position;
+    if (recorded.stream.startsWith(GRANT_PREFIX)) return applyGrant(recorded);
     if (!recorded.stream.startsWith(STREAM_PREFIX) || !isApprovalEventType(recorded.type)) return;
     const decoded = fromStored(recorded);
     if (decoded === undefined) return;
@@ -185,6 +237,60 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
     return onBehalfOf;
   };
 
+  /** Issues the grant of an approved grant request (once: the stream must not exist yet). */
+  const issueGrant = async (id: string): Promise<void> => {
+    const entry = await load(id);
+    if (entry === undefined || entry.state.request.mode !== "grant" || entry.state.status !== "approved") return;
+    const r = entry.state.request;
+    const at = new Date();
+    const grant = create(GrantIssuedSchema, {
+      meta: {
+        eventId: randomUUID(),
+        occurredAt: timestampFromDate(at),
+        principal: r.requester,
+        target: r.target,
+        sessionId: "",
+        workerId: instance,
+      },
+      grantId: id,
+      classes: r.grantClasses,
+      expiresAt: timestampFromDate(new Date(at.getTime() + r.grantSeconds * 1000)),
+    });
+    try {
+      await store.append(
+        `${GRANT_PREFIX}${id}`,
+        [
+          {
+            eventId: grant.meta!.eventId,
+            type: GrantIssuedSchema.typeName,
+            data: toBinary(GrantIssuedSchema, grant),
+            occurredAt: at,
+          },
+        ],
+        { expectedRevision: "no_stream" },
+      );
+      logger.info({ grant: id, target: r.target, classes: r.grantClasses, seconds: r.grantSeconds }, "grant issued");
+    } catch (error) {
+      if (!(error instanceof WrongExpectedRevisionError)) throw error; // issued already (another instance)
+    }
+  };
+
+  const activeGrants = (): GrantView[] => {
+    const now = Date.now();
+    const out: GrantView[] = [];
+    for (const [id, g] of grants) {
+      if (g.revoked || g.expiresAt.getTime() <= now) continue;
+      out.push({
+        id,
+        principal: g.principal,
+        target: g.target,
+        classes: g.classes,
+        expiresAt: timestampFromDate(g.expiresAt),
+      });
+    }
+    return out;
+  };
+
   const view = (id: string): View | undefined => {
     const entry = approvals.get(id);
     return entry && viewOf(entry.state, entry.position);
@@ -216,6 +322,8 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
             objects: request.objects,
             fingerprint: request.fingerprint,
             mode: request.mode === "deferred" ? "deferred" : "wait",
+            grantClasses: [],
+            grantSeconds: 0,
             at,
             expiresAt: new Date(at.getTime() + seconds * 1000),
           },
@@ -249,6 +357,7 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
       const who = await approver(context, onBehalfOf);
       const result = await execute(id, { type: "approve", approver: who, via: via || "api", at: new Date() }, who);
       logger.info({ approval: id, approver: who.subject, via }, "approval granted by one approver");
+      if (result.state === ApprovalState.APPROVED && result.mode === "grant") await issueGrant(id);
       return result;
     },
 
@@ -293,6 +402,146 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
         throw new GrpcError(Code.PERMISSION_DENIED, "only a delegate (the Slack bot) announces requests");
       }
       return execute(id, { type: "announce", channel, ts, at: new Date() }, who);
+    },
+
+    async requestGrant({ target, classes, seconds, reason }, context) {
+      const approvers = options.grantApprovers ?? [];
+      if (approvers.length === 0) throw new GrpcError(Code.FAILED_PRECONDITION, "grants are not configured here");
+      const requester = await caller(context);
+      const wanted = [...new Set(classes.map((c) => c.trim()).filter((c) => c !== ""))];
+      if (target === "" || wanted.length === 0)
+        throw new GrpcError(Code.INVALID_ARGUMENT, "a grant needs a target and classes");
+      const max = options.maxGrantSeconds ?? 8 * 3600;
+      if (seconds < 1 || seconds > max) throw new GrpcError(Code.INVALID_ARGUMENT, `a grant lasts 1 to ${max} seconds`);
+      const id = randomUUID();
+      const at = new Date();
+      const result = await execute(
+        id,
+        {
+          type: "request",
+          request: {
+            approvalId: id,
+            requester,
+            target,
+            sessionId: "",
+            sql: `grant ${wanted.join(", ")} on ${target} for ${seconds} s${reason ? `: ${reason}` : ""}`,
+            parameters: [],
+            rule: "grant",
+            reason,
+            approverGroups: [...approvers],
+            approvalsRequired: 1,
+            estimatedRows: -1n,
+            objects: wanted,
+            fingerprint: "",
+            mode: "grant",
+            grantClasses: wanted,
+            grantSeconds: seconds,
+            at,
+            expiresAt: new Date(at.getTime() + (options.defaultTimeoutSeconds ?? 300) * 1000),
+          },
+        },
+        requester,
+      );
+      logger.info({ approval: id, target, classes: wanted, seconds }, "grant requested");
+      return result;
+    },
+
+    async revokeGrant({ id, reason }, context) {
+      const who = await caller(context);
+      const groups = new Set(who.groups);
+      if (!(options.grantApprovers ?? []).some((g) => groups.has(g))) {
+        throw new GrpcError(Code.PERMISSION_DENIED, "only grant approvers may revoke grants");
+      }
+      const grant = grants.get(id);
+      if (grant === undefined) throw new GrpcError(Code.NOT_FOUND, "no such grant");
+      const at = new Date();
+      const event = create(GrantRevokedSchema, {
+        meta: {
+          eventId: randomUUID(),
+          occurredAt: timestampFromDate(at),
+          principal: who,
+          target: grant.target,
+          sessionId: "",
+          workerId: instance,
+        },
+        grantId: id,
+        reason,
+      });
+      try {
+        await store.append(
+          `${GRANT_PREFIX}${id}`,
+          [
+            {
+              eventId: event.meta!.eventId,
+              type: GrantRevokedSchema.typeName,
+              data: toBinary(GrantRevokedSchema, event),
+              occurredAt: at,
+            },
+          ],
+          { expectedRevision: 0n },
+        );
+      } catch (error) {
+        if (error instanceof WrongExpectedRevisionError)
+          throw new GrpcError(Code.FAILED_PRECONDITION, "the grant was already revoked");
+        throw error;
+      }
+      grant.revoked = true;
+      for (const wake of grantWatchers) wake();
+      logger.info({ grant: id, by: who.subject }, "grant revoked");
+      return {
+        id,
+        principal: grant.principal,
+        target: grant.target,
+        classes: grant.classes,
+        expiresAt: timestampFromDate(grant.expiresAt),
+      };
+    },
+
+    async listGrants() {
+      return { grants: activeGrants() };
+    },
+
+    async *watchGrants(_request, { signal }) {
+      let changed = true;
+      let wake: (() => void) | undefined;
+      const listener = () => {
+        changed = true;
+        wake?.();
+      };
+      grantWatchers.add(listener);
+      try {
+        while (!signal.aborted) {
+          if (changed) {
+            changed = false;
+            yield { grants: activeGrants() };
+          }
+          // Also wake when the next grant expires, so the set shrinks on time.
+          const next = Math.min(
+            ...[...grants.values()]
+              .filter((g) => !g.revoked && g.expiresAt.getTime() > Date.now())
+              .map((g) => g.expiresAt.getTime()),
+          );
+          let timer: NodeJS.Timeout | undefined;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            if (Number.isFinite(next)) {
+              timer = setTimeout(
+                () => {
+                  changed = true;
+                  resolve();
+                },
+                next - Date.now() + 5,
+              );
+            }
+            signal.addEventListener("abort", () => resolve(), { once: true });
+            if (changed) resolve();
+          });
+          clearTimeout(timer);
+          wake = undefined;
+        }
+      } finally {
+        grantWatchers.delete(listener);
+      }
     },
 
     async *watch({ id }, { signal }) {
@@ -341,6 +590,11 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
   const sweep = async () => {
     const now = Date.now();
     for (const [id, entry] of approvals) {
+      if (entry.state.request.mode === "grant" && entry.state.status === "approved" && !grants.has(id)) {
+        await issueGrant(id).catch((error: unknown) =>
+          logger.warn({ err: error, grant: id }, "issuing a grant failed"),
+        );
+      }
       if (entry.state.status !== "pending" || entry.state.request.expiresAt.getTime() > now) continue;
       try {
         await execute(id, { type: "expire", at: new Date() }, undefined);

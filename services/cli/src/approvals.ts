@@ -25,6 +25,14 @@ const approvalSectionSchema = z.strictObject({
   defaultTimeoutSeconds: z.number().int().min(1).default(300),
   /** OAuth client ids that may decide on behalf of others (the Slack bot's). */
   delegates: z.array(z.string().min(1)).default([]),
+  /** Groups that approve and revoke grants (JIT access); without them grants cannot be requested. */
+  grantApprovers: z.array(z.string().min(1)).default([]),
+  /** Longest grant, in seconds (default 8 hours). */
+  maxGrantSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .default(8 * 3600),
 });
 
 const identitySchema = z.object({
@@ -77,6 +85,8 @@ export async function runApprovalService(args: string[]): Promise<number> {
     logger,
     defaultTimeoutSeconds: approval.defaultTimeoutSeconds,
     delegates: approval.delegates,
+    grantApprovers: approval.grantApprovers,
+    maxGrantSeconds: approval.maxGrantSeconds,
   });
   await service.listen();
   await closeOnSignal(() => service.close());
@@ -252,4 +262,101 @@ function renderOne(a: Approval): string {
     ),
   ];
   return `${lines.join("\n")}\n`;
+}
+
+const GRANTS_USAGE = `usage: agentgate grants <request | list | revoke ID --reason TEXT> [options]
+
+  request --target T --classes C[,C] --minutes N --reason TEXT
+                      ask for time-boxed access as the principal of --token; approvers decide it with
+                      agentgate approvals approve ID, and the policy allows those classes on T until it expires
+  list                the grants in force
+  revoke ID --reason  end a grant now (grant approvers only)
+options: --address HOST:PORT, --token TOKEN, --config FILE (as for agentgate approvals)
+`;
+
+/** \`agentgate grants ...\`: JIT access. */
+export async function runGrants(args: string[], io: Io = STDIO): Promise<number> {
+  const [subcommand, ...rest] = args;
+  if (subcommand === undefined || ["help", "--help", "-h"].includes(subcommand)) {
+    io.out.write(GRANTS_USAGE);
+    return subcommand === undefined ? 2 : 0;
+  }
+  let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: rest,
+      options: {
+        target: { type: "string" },
+        classes: { type: "string" },
+        minutes: { type: "string" },
+        reason: { type: "string" },
+        address: { type: "string" },
+        token: { type: "string" },
+        config: { type: "string", short: "c" },
+      },
+      allowPositionals: true,
+      strict: true,
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const file = (values.config as string | undefined) ?? process.env.AGENTGATE_CONFIG;
+  const address =
+    (values.address as string | undefined) ??
+    process.env.AGENTGATE_APPROVAL_ADDRESS ??
+    (file === undefined ? undefined : loadSections(file).approval?.listen);
+  if (address === undefined) throw new UsageError("no approval service: pass --address HOST:PORT or --config FILE");
+  const token = (values.token as string | undefined) ?? process.env.AGENTGATE_TOKEN;
+  const metadata = new Metadata();
+  if (token !== undefined && token !== "") metadata.set("authorization", `Bearer ${token}`);
+  const client = createClient(ApprovalService, address, { deadlineMs: 10_000 });
+  try {
+    switch (subcommand) {
+      case "request": {
+        const minutes = Number(values.minutes);
+        if (!(Number.isInteger(minutes) && minutes > 0)) throw new UsageError("--minutes must be a positive integer");
+        const classes = String(values.classes ?? "")
+          .split(",")
+          .map((c) => c.trim())
+          .filter((c) => c !== "");
+        if (values.target === undefined || classes.length === 0)
+          throw new UsageError("request needs --target and --classes");
+        const approval = await client.requestGrant(
+          { target: String(values.target), classes, seconds: minutes * 60, reason: String(values.reason ?? "") },
+          { metadata },
+        );
+        io.out.write(`grant requested: approval ${approval.id} (approvers: ${approval.approverGroups.join(", ")})\n`);
+        return 0;
+      }
+      case "list": {
+        const { grants } = await client.listGrants({});
+        if (grants.length === 0) io.out.write("no grants in force\n");
+        for (const g of grants) {
+          const until = g.expiresAt ? timestampDate(g.expiresAt).toISOString() : "";
+          io.out.write(
+            `${g.id}  ${oneLine(g.principal?.subject ?? "")}  ${oneLine(g.target)}  ${g.classes.join(",")}  until ${until}\n`,
+          );
+        }
+        return 0;
+      }
+      case "revoke": {
+        const id = positionals[0];
+        if (id === undefined) throw new UsageError("revoke needs a grant id");
+        await client.revokeGrant({ id, reason: String(values.reason ?? "") }, { metadata });
+        io.out.write(`grant ${id} revoked\n`);
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown subcommand "${subcommand}"\n${GRANTS_USAGE}`);
+    }
+  } catch (error) {
+    if (error instanceof GrpcError) {
+      io.err.write(`agentgate grants ${subcommand}: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  } finally {
+    client.close();
+  }
 }

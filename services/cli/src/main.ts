@@ -6,6 +6,7 @@ const USAGE = `usage: agentgate <command> [options]
 commands:
   approval run        run the approval service from the config's approval: section (--config FILE)
   approvals           approvers' CLI: list, show ID, approve ID, deny ID --reason TEXT (--help)
+  grants              JIT access: grants request --target T --classes C --minutes N, list, revoke ID (--help)
   audit               the audit record: export, verify (a bundle offline, or --store), run, rebuild (--help)
   dev                 start a demo: a throwaway PostgreSQL with sample data behind a gateway
   policy              run the policy service from the config's policy: section (--config FILE or AGENTGATE_CONFIG)
@@ -27,6 +28,10 @@ const commands: Record<string, () => Promise<Command>> = {
     return (args) => runApprovals(args);
   },
   audit: async () => (await import("./audit.ts")).runAudit,
+  grants: async () => {
+    const { runGrants } = await import("./approvals.ts");
+    return (args) => runGrants(args);
+  },
   dev: async () => (await import("./dev.ts")).runDev,
   policy: async () => (await import("./policy.ts")).runPolicy,
   proxy: async () => (await import("./proxy.ts")).runProxy,

@@ -1,11 +1,23 @@
 import { Effect, type PolicyService, type Principal } from "@agentgate/events";
 import { Code, GrpcError, type ServiceImpl } from "@agentgate/grpc";
-import { decide, masksApplying, type Policy, type PrincipalFacts, type RuleEffect, readOnly } from "@agentgate/policy";
+import {
+  type ActiveGrant,
+  decide,
+  masksApplying,
+  type Policy,
+  type PrincipalFacts,
+  READ_ONLY_CLASSES,
+  type RuleEffect,
+  readOnly,
+} from "@agentgate/policy";
 import type { Logger } from "pino";
 
 /** The policy in force, and a way to wait for the next one. */
 export interface ActivePolicy {
+  /** The policy in force; its revision also names the grants in force, so a new grant empties the proxies' caches. */
   readonly current: Policy;
+  /** Grants in force (JIT access issued by approvals). */
+  readonly grants: readonly ActiveGrant[];
   /** Resolves when another policy is activated, or when `signal` aborts. */
   changed(signal: AbortSignal): Promise<void>;
 }
@@ -23,7 +35,7 @@ export function policyHandlers(active: ActivePolicy, logger: Logger): ServiceImp
       const principal = principalOf(request.principal);
       const target = targetOf(request.target);
       const policy = active.current; // one revision for the whole request
-      const decision = decide(policy, { principal, target, statements: request.statements });
+      const decision = decide(policy, { principal, target, statements: request.statements, grants: active.grants });
       logger.debug(
         {
           sessionId: request.sessionId,
@@ -54,7 +66,16 @@ export function policyHandlers(active: ActivePolicy, logger: Logger): ServiceImp
     async describeSession(request) {
       const policy = active.current;
       const principal = principalOf(request.principal);
-      return { readOnly: readOnly(policy, principal, targetOf(request.target)), revision: policy.revision };
+      const target = targetOf(request.target);
+      // A grant of anything beyond reading opens the session read-write (sessions opened before it stay as they are).
+      const granted = active.grants.some(
+        (g) =>
+          g.subject === principal.subject &&
+          g.issuer === (principal.issuer ?? "") &&
+          g.target === target &&
+          g.classes.some((c) => !READ_ONLY_CLASSES.has(c)),
+      );
+      return { readOnly: !granted && readOnly(policy, principal, target), revision: policy.revision };
     },
 
     // Sends the revision in force, then each new one; a subscriber that falls behind gets the latest, not every one.
@@ -75,7 +96,7 @@ export function policyHandlers(active: ActivePolicy, logger: Logger): ServiceImp
 
 function principalOf(principal: Principal | undefined): PrincipalFacts {
   if (principal === undefined) throw new GrpcError(Code.INVALID_ARGUMENT, "principal is required");
-  return { subject: principal.subject, groups: principal.groups };
+  return { subject: principal.subject, groups: principal.groups, issuer: principal.issuer };
 }
 
 function targetOf(target: string): string {

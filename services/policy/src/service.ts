@@ -1,6 +1,13 @@
-import { PolicyService } from "@agentgate/events";
-import { addService, bindServer, isLoopback } from "@agentgate/grpc";
-import { formatIssue, type Policy, parsePolicyDocument, parsePolicyYaml, RulesError } from "@agentgate/policy";
+import { ApprovalService, PolicyService } from "@agentgate/events";
+import { addService, bindServer, createClient, isLoopback } from "@agentgate/grpc";
+import {
+  type ActiveGrant,
+  formatIssue,
+  type Policy,
+  parsePolicyDocument,
+  parsePolicyYaml,
+  RulesError,
+} from "@agentgate/policy";
 import { Server } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { type Logger, pino } from "pino";
@@ -26,6 +33,8 @@ export interface PolicyServiceOptions {
   debounceMs?: number;
   /** How long close() lets running calls finish before cutting them off, in milliseconds (default 5000). */
   shutdownTimeoutMs?: number;
+  /** host:port of the approval service whose grants (JIT access) the policy honours; default none. */
+  grantsFrom?: string;
 }
 
 export type ReloadResult = { ok: true; revision: string } | { ok: false; error: RulesError };
@@ -69,9 +78,15 @@ export function createPolicyService(options: PolicyServiceOptions): PolicyServer
   let lastResult: ReloadResult = { ok: true, revision: policy.revision };
 
   const waiters = new Set<() => void>();
+  // Grants followed from the approval service; every change is a new generation, part of the revision.
+  let grants: ActiveGrant[] = [];
+  let grantGeneration = 0;
   const active: ActivePolicy = {
     get current() {
-      return policy;
+      return grantGeneration === 0 ? policy : { ...policy, revision: `${policy.revision}.g${grantGeneration}` };
+    },
+    get grants() {
+      return grants;
     },
     changed: (signal) =>
       new Promise((resolve) => {
@@ -141,6 +156,36 @@ export function createPolicyService(options: PolicyServiceOptions): PolicyServer
     return run;
   };
 
+  /** Follows the approval service's grants; while it is unreachable the last known grants stay (they expire by time). */
+  const followGrants = async (address: string) => {
+    const client = createClient(ApprovalService, address);
+    try {
+      while (!shutdown.signal.aborted) {
+        try {
+          for await (const { grants: list } of client.watchGrants({}, { signal: shutdown.signal })) {
+            grants = list.map((g) => ({
+              id: g.id,
+              subject: g.principal?.subject ?? "",
+              issuer: g.principal?.issuer ?? "",
+              target: g.target,
+              classes: g.classes,
+            }));
+            grantGeneration++;
+            logger.info({ grants: grants.length, revision: active.current.revision }, "grants in force changed");
+            for (const wake of [...waiters]) wake();
+          }
+        } catch (error) {
+          if (shutdown.signal.aborted) break;
+          logger.warn({ err: error }, "grants stream interrupted; following again");
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    } finally {
+      client.close();
+    }
+  };
+  let followingGrants: Promise<void> | undefined;
+
   let server: Server | undefined;
   let health: HealthImplementation | undefined;
   let watcher: { close(): void } | undefined;
@@ -157,6 +202,7 @@ export function createPolicyService(options: PolicyServiceOptions): PolicyServer
       if (server !== undefined || closing !== undefined) throw new Error("the policy service listens only once");
       server = new Server();
       addService(server, PolicyService, policyHandlers(active, logger), { signal: shutdown.signal, logger });
+      if (options.grantsFrom !== undefined) followingGrants = followGrants(options.grantsFrom);
       health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
       health.addToServer(server);
       const port = await bindServer(server, options.listen);
@@ -183,6 +229,7 @@ export function createPolicyService(options: PolicyServiceOptions): PolicyServer
         health?.setStatus("", "NOT_SERVING");
         health?.setStatus(SERVICE_NAME, "NOT_SERVING");
         shutdown.abort();
+        await followingGrants;
         if (server !== undefined) await shutdownServer(server, options.shutdownTimeoutMs ?? 5000);
         logger.info({ revision: policy.revision }, "policy service stopped");
       })();

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentgate/v1/approval.proto.
  */
 export const file_agentgate_v1_approval: GenFile = /*@__PURE__*/
-  fileDesc("ChthZ2VudGdhdGUvdjEvYXBwcm92YWwucHJvdG8SDGFnZW50Z2F0ZS52MSK/AgoRQXBwcm92YWxSZXF1ZXN0ZWQSJQoEbWV0YRgBIAEoCzIXLmFnZW50Z2F0ZS52MS5FdmVudE1ldGESEwoLYXBwcm92YWxfaWQYAiABKAkSCwoDc3FsGAMgASgJEhIKCnBhcmFtZXRlcnMYBCADKAkSDAoEcnVsZRgFIAEoCRIOCgZyZWFzb24YBiABKAkSFwoPYXBwcm92ZXJfZ3JvdXBzGAcgAygJEhoKEmFwcHJvdmFsc19yZXF1aXJlZBgIIAEoDRIWCg5lc3RpbWF0ZWRfcm93cxgJIAEoAxIPCgdvYmplY3RzGAogAygJEi4KCmV4cGlyZXNfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBG1vZGUYDCABKAkSEwoLZmluZ2VycHJpbnQYDSABKAkiWgoPQXBwcm92YWxHcmFudGVkEiUKBG1ldGEYASABKAsyFy5hZ2VudGdhdGUudjEuRXZlbnRNZXRhEhMKC2FwcHJvdmFsX2lkGAIgASgJEgsKA3ZpYRgDIAEoCSJpCg5BcHByb3ZhbERlbmllZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkSCwoDdmlhGAQgASgJIk0KD0FwcHJvdmFsRXhwaXJlZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCSJfChFBcHByb3ZhbFdpdGhkcmF3bhIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiTgoQQXBwcm92YWxDb25zdW1lZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCSJsChFBcHByb3ZhbEFubm91bmNlZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCRIPCgdjaGFubmVsGAMgASgJEgoKAnRzGAQgASgJIpQBChBBcHByb3ZhbERlY2lzaW9uEikKCGFwcHJvdmVyGAEgASgLMhcuYWdlbnRnYXRlLnYxLlByaW5jaXBhbBIQCghhcHByb3ZlZBgCIAEoCBIOCgZyZWFzb24YAyABKAkSCwoDdmlhGAQgASgJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKoBAoIQXBwcm92YWwSCgoCaWQYASABKAkSKgoFc3RhdGUYAiABKA4yGy5hZ2VudGdhdGUudjEuQXBwcm92YWxTdGF0ZRIqCglyZXF1ZXN0ZXIYAyABKAsyFy5hZ2VudGdhdGUudjEuUHJpbmNpcGFsEg4KBnRhcmdldBgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJEgsKA3NxbBgGIAEoCRISCgpwYXJhbWV0ZXJzGAcgAygJEgwKBHJ1bGUYCCABKAkSDgoGcmVhc29uGAkgASgJEhcKD2FwcHJvdmVyX2dyb3VwcxgKIAMoCRIaChJhcHByb3ZhbHNfcmVxdWlyZWQYCyABKA0SFgoOZXN0aW1hdGVkX3Jvd3MYDCABKAMSDwoHb2JqZWN0cxgNIAMoCRIwCgxyZXF1ZXN0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBG1vZGUYECABKAkSMQoJZGVjaXNpb25zGBEgAygLMh4uYWdlbnRnYXRlLnYxLkFwcHJvdmFsRGVjaXNpb24SEAoIcG9zaXRpb24YEiABKAQSEwoLZmluZ2VycHJpbnQYEyABKAkSLQoHbm90aWNlcxgUIAMoCzIcLmFnZW50Z2F0ZS52MS5BcHByb3ZhbE5vdGljZSItCg5BcHByb3ZhbE5vdGljZRIPCgdjaGFubmVsGAEgASgJEgoKAnRzGAIgASgJItQCChZSZXF1ZXN0QXBwcm92YWxSZXF1ZXN0EioKCXJlcXVlc3RlchgBIAEoCzIXLmFnZW50Z2F0ZS52MS5QcmluY2lwYWwSDgoGdGFyZ2V0GAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSEQoJd29ya2VyX2lkGAQgASgJEgsKA3NxbBgFIAEoCRISCgpwYXJhbWV0ZXJzGAYgAygJEgwKBHJ1bGUYByABKAkSDgoGcmVhc29uGAggASgJEhcKD2FwcHJvdmVyX2dyb3VwcxgJIAMoCRIaChJhcHByb3ZhbHNfcmVxdWlyZWQYCiABKA0SFgoOZXN0aW1hdGVkX3Jvd3MYCyABKAMSDwoHb2JqZWN0cxgMIAMoCRIXCg90aW1lb3V0X3NlY29uZHMYDSABKA0SDAoEbW9kZRgOIAEoCRITCgtmaW5nZXJwcmludBgPIAEoCSIgChJHZXRBcHByb3ZhbFJlcXVlc3QSCgoCaWQYASABKAkiQwoUTGlzdEFwcHJvdmFsc1JlcXVlc3QSKwoGc3RhdGVzGAEgAygOMhsuYWdlbnRnYXRlLnYxLkFwcHJvdmFsU3RhdGUiQgoVTGlzdEFwcHJvdmFsc1Jlc3BvbnNlEikKCWFwcHJvdmFscxgBIAMoCzIWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbCJvChVEZWNpZGVBcHByb3ZhbFJlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJEgsKA3ZpYRgDIAEoCRItCgxvbl9iZWhhbGZfb2YYBCABKAsyFy5hZ2VudGdhdGUudjEuUHJpbmNpcGFsIkIKF0Fubm91bmNlQXBwcm92YWxSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB2NoYW5uZWwYAiABKAkSCgoCdHMYAyABKAkiQwoSRW5kQXBwcm92YWxSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIRCgl3b3JrZXJfaWQYAyABKAkidgoWQ29uc3VtZUFwcHJvdmFsUmVxdWVzdBIqCglyZXF1ZXN0ZXIYASABKAsyFy5hZ2VudGdhdGUudjEuUHJpbmNpcGFsEg4KBnRhcmdldBgCIAEoCRITCgtmaW5nZXJwcmludBgDIAEoCRILCgNzcWwYBCABKAkiJQoXQ29uc3VtZUFwcHJvdmFsUmVzcG9uc2USCgoCaWQYASABKAkiIwoVV2F0Y2hBcHByb3ZhbHNSZXF1ZXN0EgoKAmlkGAEgASgJKtoBCg1BcHByb3ZhbFN0YXRlEh4KGkFQUFJPVkFMX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWQVBQUk9WQUxfU1RBVEVfUEVORElORxABEhsKF0FQUFJPVkFMX1NUQVRFX0FQUFJPVkVEEAISGQoVQVBQUk9WQUxfU1RBVEVfREVOSUVEEAMSGgoWQVBQUk9WQUxfU1RBVEVfRVhQSVJFRBAEEhwKGEFQUFJPVkFMX1NUQVRFX1dJVEhEUkFXThAFEhsKF0FQUFJPVkFMX1NUQVRFX0NPTlNVTUVEEAYy7gUKD0FwcHJvdmFsU2VydmljZRJHCgdSZXF1ZXN0EiQuYWdlbnRnYXRlLnYxLlJlcXVlc3RBcHByb3ZhbFJlcXVlc3QaFi5hZ2VudGdhdGUudjEuQXBwcm92YWwSPwoDR2V0EiAuYWdlbnRnYXRlLnYxLkdldEFwcHJvdmFsUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbBJPCgRMaXN0EiIuYWdlbnRnYXRlLnYxLkxpc3RBcHByb3ZhbHNSZXF1ZXN0GiMuYWdlbnRnYXRlLnYxLkxpc3RBcHByb3ZhbHNSZXNwb25zZRJGCgdBcHByb3ZlEiMuYWdlbnRnYXRlLnYxLkRlY2lkZUFwcHJvdmFsUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbBJDCgREZW55EiMuYWdlbnRnYXRlLnYxLkRlY2lkZUFwcHJvdmFsUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbBJECghXaXRoZHJhdxIgLmFnZW50Z2F0ZS52MS5FbmRBcHByb3ZhbFJlcXVlc3QaFi5hZ2VudGdhdGUudjEuQXBwcm92YWwSQgoGRXhwaXJlEiAuYWdlbnRnYXRlLnYxLkVuZEFwcHJvdmFsUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbBJWCgdDb25zdW1lEiQuYWdlbnRnYXRlLnYxLkNvbnN1bWVBcHByb3ZhbFJlcXVlc3QaJS5hZ2VudGdhdGUudjEuQ29uc3VtZUFwcHJvdmFsUmVzcG9uc2USSQoIQW5ub3VuY2USJS5hZ2VudGdhdGUudjEuQW5ub3VuY2VBcHByb3ZhbFJlcXVlc3QaFi5hZ2VudGdhdGUudjEuQXBwcm92YWwSRgoFV2F0Y2gSIy5hZ2VudGdhdGUudjEuV2F0Y2hBcHByb3ZhbHNSZXF1ZXN0GhYuYWdlbnRnYXRlLnYxLkFwcHJvdmFsMAFiBnByb3RvMw", [file_agentgate_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("ChthZ2VudGdhdGUvdjEvYXBwcm92YWwucHJvdG8SDGFnZW50Z2F0ZS52MSLtAgoRQXBwcm92YWxSZXF1ZXN0ZWQSJQoEbWV0YRgBIAEoCzIXLmFnZW50Z2F0ZS52MS5FdmVudE1ldGESEwoLYXBwcm92YWxfaWQYAiABKAkSCwoDc3FsGAMgASgJEhIKCnBhcmFtZXRlcnMYBCADKAkSDAoEcnVsZRgFIAEoCRIOCgZyZWFzb24YBiABKAkSFwoPYXBwcm92ZXJfZ3JvdXBzGAcgAygJEhoKEmFwcHJvdmFsc19yZXF1aXJlZBgIIAEoDRIWCg5lc3RpbWF0ZWRfcm93cxgJIAEoAxIPCgdvYmplY3RzGAogAygJEi4KCmV4cGlyZXNfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBG1vZGUYDCABKAkSEwoLZmluZ2VycHJpbnQYDSABKAkSFQoNZ3JhbnRfY2xhc3NlcxgOIAMoCRIVCg1ncmFudF9zZWNvbmRzGA8gASgNIocBCgtHcmFudElzc3VlZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRIQCghncmFudF9pZBgCIAEoCRIPCgdjbGFzc2VzGAMgAygJEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlcKDEdyYW50UmV2b2tlZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRIQCghncmFudF9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiWgoPQXBwcm92YWxHcmFudGVkEiUKBG1ldGEYASABKAsyFy5hZ2VudGdhdGUudjEuRXZlbnRNZXRhEhMKC2FwcHJvdmFsX2lkGAIgASgJEgsKA3ZpYRgDIAEoCSJpCg5BcHByb3ZhbERlbmllZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkSCwoDdmlhGAQgASgJIk0KD0FwcHJvdmFsRXhwaXJlZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCSJfChFBcHByb3ZhbFdpdGhkcmF3bhIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkiTgoQQXBwcm92YWxDb25zdW1lZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCSJsChFBcHByb3ZhbEFubm91bmNlZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgthcHByb3ZhbF9pZBgCIAEoCRIPCgdjaGFubmVsGAMgASgJEgoKAnRzGAQgASgJIpQBChBBcHByb3ZhbERlY2lzaW9uEikKCGFwcHJvdmVyGAEgASgLMhcuYWdlbnRnYXRlLnYxLlByaW5jaXBhbBIQCghhcHByb3ZlZBgCIAEoCBIOCgZyZWFzb24YAyABKAkSCwoDdmlhGAQgASgJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKoBAoIQXBwcm92YWwSCgoCaWQYASABKAkSKgoFc3RhdGUYAiABKA4yGy5hZ2VudGdhdGUudjEuQXBwcm92YWxTdGF0ZRIqCglyZXF1ZXN0ZXIYAyABKAsyFy5hZ2VudGdhdGUudjEuUHJpbmNpcGFsEg4KBnRhcmdldBgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJEgsKA3NxbBgGIAEoCRISCgpwYXJhbWV0ZXJzGAcgAygJEgwKBHJ1bGUYCCABKAkSDgoGcmVhc29uGAkgASgJEhcKD2FwcHJvdmVyX2dyb3VwcxgKIAMoCRIaChJhcHByb3ZhbHNfcmVxdWlyZWQYCyABKA0SFgoOZXN0aW1hdGVkX3Jvd3MYDCABKAMSDwoHb2JqZWN0cxgNIAMoCRIwCgxyZXF1ZXN0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBG1vZGUYECABKAkSMQoJZGVjaXNpb25zGBEgAygLMh4uYWdlbnRnYXRlLnYxLkFwcHJvdmFsRGVjaXNpb24SEAoIcG9zaXRpb24YEiABKAQSEwoLZmluZ2VycHJpbnQYEyABKAkSLQoHbm90aWNlcxgUIAMoCzIcLmFnZW50Z2F0ZS52MS5BcHByb3ZhbE5vdGljZSItCg5BcHByb3ZhbE5vdGljZRIPCgdjaGFubmVsGAEgASgJEgoKAnRzGAIgASgJItQCChZSZXF1ZXN0QXBwcm92YWxSZXF1ZXN0EioKCXJlcXVlc3RlchgBIAEoCzIXLmFnZW50Z2F0ZS52MS5QcmluY2lwYWwSDgoGdGFyZ2V0GAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSEQoJd29ya2VyX2lkGAQgASgJEgsKA3NxbBgFIAEoCRISCgpwYXJhbWV0ZXJzGAYgAygJEgwKBHJ1bGUYByABKAkSDgoGcmVhc29uGAggASgJEhcKD2FwcHJvdmVyX2dyb3VwcxgJIAMoCRIaChJhcHByb3ZhbHNfcmVxdWlyZWQYCiABKA0SFgoOZXN0aW1hdGVkX3Jvd3MYCyABKAMSDwoHb2JqZWN0cxgMIAMoCRIXCg90aW1lb3V0X3NlY29uZHMYDSABKA0SDAoEbW9kZRgOIAEoCRITCgtmaW5nZXJwcmludBgPIAEoCSIgChJHZXRBcHByb3ZhbFJlcXVlc3QSCgoCaWQYASABKAkiQwoUTGlzdEFwcHJvdmFsc1JlcXVlc3QSKwoGc3RhdGVzGAEgAygOMhsuYWdlbnRnYXRlLnYxLkFwcHJvdmFsU3RhdGUiQgoVTGlzdEFwcHJvdmFsc1Jlc3BvbnNlEikKCWFwcHJvdmFscxgBIAMoCzIWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbCJvChVEZWNpZGVBcHByb3ZhbFJlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJEgsKA3ZpYRgDIAEoCRItCgxvbl9iZWhhbGZfb2YYBCABKAsyFy5hZ2VudGdhdGUudjEuUHJpbmNpcGFsIkIKF0Fubm91bmNlQXBwcm92YWxSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB2NoYW5uZWwYAiABKAkSCgoCdHMYAyABKAkiQwoSRW5kQXBwcm92YWxSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIRCgl3b3JrZXJfaWQYAyABKAkidgoWQ29uc3VtZUFwcHJvdmFsUmVxdWVzdBIqCglyZXF1ZXN0ZXIYASABKAsyFy5hZ2VudGdhdGUudjEuUHJpbmNpcGFsEg4KBnRhcmdldBgCIAEoCRITCgtmaW5nZXJwcmludBgDIAEoCRILCgNzcWwYBCABKAkiJQoXQ29uc3VtZUFwcHJvdmFsUmVzcG9uc2USCgoCaWQYASABKAkiIwoVV2F0Y2hBcHByb3ZhbHNSZXF1ZXN0EgoKAmlkGAEgASgJIpABCgVHcmFudBIKCgJpZBgBIAEoCRIqCglwcmluY2lwYWwYAiABKAsyFy5hZ2VudGdhdGUudjEuUHJpbmNpcGFsEg4KBnRhcmdldBgDIAEoCRIPCgdjbGFzc2VzGAQgAygJEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlcKE1JlcXVlc3RHcmFudFJlcXVlc3QSDgoGdGFyZ2V0GAEgASgJEg8KB2NsYXNzZXMYAiADKAkSDwoHc2Vjb25kcxgDIAEoDRIOCgZyZWFzb24YBCABKAkiMAoSUmV2b2tlR3JhbnRSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSITChFMaXN0R3JhbnRzUmVxdWVzdCI5ChJMaXN0R3JhbnRzUmVzcG9uc2USIwoGZ3JhbnRzGAEgAygLMhMuYWdlbnRnYXRlLnYxLkdyYW50KtoBCg1BcHByb3ZhbFN0YXRlEh4KGkFQUFJPVkFMX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWQVBQUk9WQUxfU1RBVEVfUEVORElORxABEhsKF0FQUFJPVkFMX1NUQVRFX0FQUFJPVkVEEAISGQoVQVBQUk9WQUxfU1RBVEVfREVOSUVEEAMSGgoWQVBQUk9WQUxfU1RBVEVfRVhQSVJFRBAEEhwKGEFQUFJPVkFMX1NUQVRFX1dJVEhEUkFXThAFEhsKF0FQUFJPVkFMX1NUQVRFX0NPTlNVTUVEEAYypAgKD0FwcHJvdmFsU2VydmljZRJHCgdSZXF1ZXN0EiQuYWdlbnRnYXRlLnYxLlJlcXVlc3RBcHByb3ZhbFJlcXVlc3QaFi5hZ2VudGdhdGUudjEuQXBwcm92YWwSPwoDR2V0EiAuYWdlbnRnYXRlLnYxLkdldEFwcHJvdmFsUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbBJPCgRMaXN0EiIuYWdlbnRnYXRlLnYxLkxpc3RBcHByb3ZhbHNSZXF1ZXN0GiMuYWdlbnRnYXRlLnYxLkxpc3RBcHByb3ZhbHNSZXNwb25zZRJGCgdBcHByb3ZlEiMuYWdlbnRnYXRlLnYxLkRlY2lkZUFwcHJvdmFsUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbBJDCgREZW55EiMuYWdlbnRnYXRlLnYxLkRlY2lkZUFwcHJvdmFsUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbBJECghXaXRoZHJhdxIgLmFnZW50Z2F0ZS52MS5FbmRBcHByb3ZhbFJlcXVlc3QaFi5hZ2VudGdhdGUudjEuQXBwcm92YWwSQgoGRXhwaXJlEiAuYWdlbnRnYXRlLnYxLkVuZEFwcHJvdmFsUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbBJWCgdDb25zdW1lEiQuYWdlbnRnYXRlLnYxLkNvbnN1bWVBcHByb3ZhbFJlcXVlc3QaJS5hZ2VudGdhdGUudjEuQ29uc3VtZUFwcHJvdmFsUmVzcG9uc2USSQoIQW5ub3VuY2USJS5hZ2VudGdhdGUudjEuQW5ub3VuY2VBcHByb3ZhbFJlcXVlc3QaFi5hZ2VudGdhdGUudjEuQXBwcm92YWwSSQoMUmVxdWVzdEdyYW50EiEuYWdlbnRnYXRlLnYxLlJlcXVlc3RHcmFudFJlcXVlc3QaFi5hZ2VudGdhdGUudjEuQXBwcm92YWwSRAoLUmV2b2tlR3JhbnQSIC5hZ2VudGdhdGUudjEuUmV2b2tlR3JhbnRSZXF1ZXN0GhMuYWdlbnRnYXRlLnYxLkdyYW50Ek8KCkxpc3RHcmFudHMSHy5hZ2VudGdhdGUudjEuTGlzdEdyYW50c1JlcXVlc3QaIC5hZ2VudGdhdGUudjEuTGlzdEdyYW50c1Jlc3BvbnNlElIKC1dhdGNoR3JhbnRzEh8uYWdlbnRnYXRlLnYxLkxpc3RHcmFudHNSZXF1ZXN0GiAuYWdlbnRnYXRlLnYxLkxpc3RHcmFudHNSZXNwb25zZTABEkYKBVdhdGNoEiMuYWdlbnRnYXRlLnYxLldhdGNoQXBwcm92YWxzUmVxdWVzdBoWLmFnZW50Z2F0ZS52MS5BcHByb3ZhbDABYgZwcm90bzM", [file_agentgate_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * A statement whose decision is require_approval is held (or, in deferred mode, refused) until humans decide.
@@ -102,6 +102,18 @@ export type ApprovalRequested = Message<"agentgate.v1.ApprovalRequested"> & {
    * @generated from field: string fingerprint = 13;
    */
   fingerprint: string;
+
+  /**
+   * mode "grant": the access asked for (statement classes on `meta.target`) and for how long once approved.
+   *
+   * @generated from field: repeated string grant_classes = 14;
+   */
+  grantClasses: string[];
+
+  /**
+   * @generated from field: uint32 grant_seconds = 15;
+   */
+  grantSeconds: number;
 };
 
 /**
@@ -110,6 +122,73 @@ export type ApprovalRequested = Message<"agentgate.v1.ApprovalRequested"> & {
  */
 export const ApprovalRequestedSchema: GenMessage<ApprovalRequested> = /*@__PURE__*/
   messageDesc(file_agentgate_v1_approval, 0);
+
+/**
+ * An approved grant request (JIT access): the principal may run statements of these classes on the target until
+ * expires_at, unless revoked. Stream "grant-<approval id>". The policy allows what no rule allows when a grant covers
+ * it (explicit deny and require_approval rules still apply).
+ *
+ * @generated from message agentgate.v1.GrantIssued
+ */
+export type GrantIssued = Message<"agentgate.v1.GrantIssued"> & {
+  /**
+   * meta.principal is the grantee.
+   *
+   * @generated from field: agentgate.v1.EventMeta meta = 1;
+   */
+  meta?: EventMeta | undefined;
+
+  /**
+   * @generated from field: string grant_id = 2;
+   */
+  grantId: string;
+
+  /**
+   * @generated from field: repeated string classes = 3;
+   */
+  classes: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 4;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message agentgate.v1.GrantIssued.
+ * Use `create(GrantIssuedSchema)` to create a new message.
+ */
+export const GrantIssuedSchema: GenMessage<GrantIssued> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_approval, 1);
+
+/**
+ * A grant ended before its time; meta.principal is who revoked it.
+ *
+ * @generated from message agentgate.v1.GrantRevoked
+ */
+export type GrantRevoked = Message<"agentgate.v1.GrantRevoked"> & {
+  /**
+   * @generated from field: agentgate.v1.EventMeta meta = 1;
+   */
+  meta?: EventMeta | undefined;
+
+  /**
+   * @generated from field: string grant_id = 2;
+   */
+  grantId: string;
+
+  /**
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message agentgate.v1.GrantRevoked.
+ * Use `create(GrantRevokedSchema)` to create a new message.
+ */
+export const GrantRevokedSchema: GenMessage<GrantRevoked> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_approval, 2);
 
 /**
  * One approver approved (the request is granted once `approvals_required` distinct approvers have).
@@ -142,7 +221,7 @@ export type ApprovalGranted = Message<"agentgate.v1.ApprovalGranted"> & {
  * Use `create(ApprovalGrantedSchema)` to create a new message.
  */
 export const ApprovalGrantedSchema: GenMessage<ApprovalGranted> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 1);
+  messageDesc(file_agentgate_v1_approval, 3);
 
 /**
  * An approver denied; the request is over.
@@ -176,7 +255,7 @@ export type ApprovalDenied = Message<"agentgate.v1.ApprovalDenied"> & {
  * Use `create(ApprovalDeniedSchema)` to create a new message.
  */
 export const ApprovalDeniedSchema: GenMessage<ApprovalDenied> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 2);
+  messageDesc(file_agentgate_v1_approval, 4);
 
 /**
  * Nobody decided in time; the request is over.
@@ -200,7 +279,7 @@ export type ApprovalExpired = Message<"agentgate.v1.ApprovalExpired"> & {
  * Use `create(ApprovalExpiredSchema)` to create a new message.
  */
 export const ApprovalExpiredSchema: GenMessage<ApprovalExpired> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 3);
+  messageDesc(file_agentgate_v1_approval, 5);
 
 /**
  * The requester went away (cancel, disconnect, session end) before a decision; the request is over.
@@ -229,7 +308,7 @@ export type ApprovalWithdrawn = Message<"agentgate.v1.ApprovalWithdrawn"> & {
  * Use `create(ApprovalWithdrawnSchema)` to create a new message.
  */
 export const ApprovalWithdrawnSchema: GenMessage<ApprovalWithdrawn> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 4);
+  messageDesc(file_agentgate_v1_approval, 6);
 
 /**
  * A deferred approval was used: its statement ran (once).
@@ -253,7 +332,7 @@ export type ApprovalConsumed = Message<"agentgate.v1.ApprovalConsumed"> & {
  * Use `create(ApprovalConsumedSchema)` to create a new message.
  */
 export const ApprovalConsumedSchema: GenMessage<ApprovalConsumed> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 5);
+  messageDesc(file_agentgate_v1_approval, 7);
 
 /**
  * A chat message now shows the request (the Slack bot posted it); any bot instance updates it on a decision.
@@ -287,7 +366,7 @@ export type ApprovalAnnounced = Message<"agentgate.v1.ApprovalAnnounced"> & {
  * Use `create(ApprovalAnnouncedSchema)` to create a new message.
  */
 export const ApprovalAnnouncedSchema: GenMessage<ApprovalAnnounced> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 6);
+  messageDesc(file_agentgate_v1_approval, 8);
 
 /**
  * @generated from message agentgate.v1.ApprovalDecision
@@ -324,7 +403,7 @@ export type ApprovalDecision = Message<"agentgate.v1.ApprovalDecision"> & {
  * Use `create(ApprovalDecisionSchema)` to create a new message.
  */
 export const ApprovalDecisionSchema: GenMessage<ApprovalDecision> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 7);
+  messageDesc(file_agentgate_v1_approval, 9);
 
 /**
  * An approval as the projection knows it.
@@ -442,7 +521,7 @@ export type Approval = Message<"agentgate.v1.Approval"> & {
  * Use `create(ApprovalSchema)` to create a new message.
  */
 export const ApprovalSchema: GenMessage<Approval> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 8);
+  messageDesc(file_agentgate_v1_approval, 10);
 
 /**
  * @generated from message agentgate.v1.ApprovalNotice
@@ -464,7 +543,7 @@ export type ApprovalNotice = Message<"agentgate.v1.ApprovalNotice"> & {
  * Use `create(ApprovalNoticeSchema)` to create a new message.
  */
 export const ApprovalNoticeSchema: GenMessage<ApprovalNotice> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 9);
+  messageDesc(file_agentgate_v1_approval, 11);
 
 /**
  * @generated from message agentgate.v1.RequestApprovalRequest
@@ -551,7 +630,7 @@ export type RequestApprovalRequest = Message<"agentgate.v1.RequestApprovalReques
  * Use `create(RequestApprovalRequestSchema)` to create a new message.
  */
 export const RequestApprovalRequestSchema: GenMessage<RequestApprovalRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 10);
+  messageDesc(file_agentgate_v1_approval, 12);
 
 /**
  * @generated from message agentgate.v1.GetApprovalRequest
@@ -568,7 +647,7 @@ export type GetApprovalRequest = Message<"agentgate.v1.GetApprovalRequest"> & {
  * Use `create(GetApprovalRequestSchema)` to create a new message.
  */
 export const GetApprovalRequestSchema: GenMessage<GetApprovalRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 11);
+  messageDesc(file_agentgate_v1_approval, 13);
 
 /**
  * @generated from message agentgate.v1.ListApprovalsRequest
@@ -587,7 +666,7 @@ export type ListApprovalsRequest = Message<"agentgate.v1.ListApprovalsRequest"> 
  * Use `create(ListApprovalsRequestSchema)` to create a new message.
  */
 export const ListApprovalsRequestSchema: GenMessage<ListApprovalsRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 12);
+  messageDesc(file_agentgate_v1_approval, 14);
 
 /**
  * @generated from message agentgate.v1.ListApprovalsResponse
@@ -604,7 +683,7 @@ export type ListApprovalsResponse = Message<"agentgate.v1.ListApprovalsResponse"
  * Use `create(ListApprovalsResponseSchema)` to create a new message.
  */
 export const ListApprovalsResponseSchema: GenMessage<ListApprovalsResponse> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 13);
+  messageDesc(file_agentgate_v1_approval, 15);
 
 /**
  * Approve or Deny: the approver is the principal of the bearer token in the call's metadata, or, when the token's
@@ -640,7 +719,7 @@ export type DecideApprovalRequest = Message<"agentgate.v1.DecideApprovalRequest"
  * Use `create(DecideApprovalRequestSchema)` to create a new message.
  */
 export const DecideApprovalRequestSchema: GenMessage<DecideApprovalRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 14);
+  messageDesc(file_agentgate_v1_approval, 16);
 
 /**
  * The Slack bot records the message that shows a request; a second message on the same channel is refused
@@ -670,7 +749,7 @@ export type AnnounceApprovalRequest = Message<"agentgate.v1.AnnounceApprovalRequ
  * Use `create(AnnounceApprovalRequestSchema)` to create a new message.
  */
 export const AnnounceApprovalRequestSchema: GenMessage<AnnounceApprovalRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 15);
+  messageDesc(file_agentgate_v1_approval, 17);
 
 /**
  * The proxy ends a request it no longer waits for (Withdraw) or that timed out (Expire).
@@ -699,7 +778,7 @@ export type EndApprovalRequest = Message<"agentgate.v1.EndApprovalRequest"> & {
  * Use `create(EndApprovalRequestSchema)` to create a new message.
  */
 export const EndApprovalRequestSchema: GenMessage<EndApprovalRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 16);
+  messageDesc(file_agentgate_v1_approval, 18);
 
 /**
  * Consume: the requester runs the statement of an approved deferred request (once).
@@ -733,7 +812,7 @@ export type ConsumeApprovalRequest = Message<"agentgate.v1.ConsumeApprovalReques
  * Use `create(ConsumeApprovalRequestSchema)` to create a new message.
  */
 export const ConsumeApprovalRequestSchema: GenMessage<ConsumeApprovalRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 17);
+  messageDesc(file_agentgate_v1_approval, 19);
 
 /**
  * @generated from message agentgate.v1.ConsumeApprovalResponse
@@ -752,7 +831,7 @@ export type ConsumeApprovalResponse = Message<"agentgate.v1.ConsumeApprovalRespo
  * Use `create(ConsumeApprovalResponseSchema)` to create a new message.
  */
 export const ConsumeApprovalResponseSchema: GenMessage<ConsumeApprovalResponse> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 18);
+  messageDesc(file_agentgate_v1_approval, 20);
 
 /**
  * @generated from message agentgate.v1.WatchApprovalsRequest
@@ -771,7 +850,134 @@ export type WatchApprovalsRequest = Message<"agentgate.v1.WatchApprovalsRequest"
  * Use `create(WatchApprovalsRequestSchema)` to create a new message.
  */
 export const WatchApprovalsRequestSchema: GenMessage<WatchApprovalsRequest> = /*@__PURE__*/
-  messageDesc(file_agentgate_v1_approval, 19);
+  messageDesc(file_agentgate_v1_approval, 21);
+
+/**
+ * @generated from message agentgate.v1.Grant
+ */
+export type Grant = Message<"agentgate.v1.Grant"> & {
+  /**
+   * The approval that issued it.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: agentgate.v1.Principal principal = 2;
+   */
+  principal?: Principal | undefined;
+
+  /**
+   * @generated from field: string target = 3;
+   */
+  target: string;
+
+  /**
+   * @generated from field: repeated string classes = 4;
+   */
+  classes: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 5;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message agentgate.v1.Grant.
+ * Use `create(GrantSchema)` to create a new message.
+ */
+export const GrantSchema: GenMessage<Grant> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_approval, 22);
+
+/**
+ * A principal asks for time-boxed access (its identity from the bearer token); approvers decide it like any request.
+ *
+ * @generated from message agentgate.v1.RequestGrantRequest
+ */
+export type RequestGrantRequest = Message<"agentgate.v1.RequestGrantRequest"> & {
+  /**
+   * @generated from field: string target = 1;
+   */
+  target: string;
+
+  /**
+   * @generated from field: repeated string classes = 2;
+   */
+  classes: string[];
+
+  /**
+   * @generated from field: uint32 seconds = 3;
+   */
+  seconds: number;
+
+  /**
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message agentgate.v1.RequestGrantRequest.
+ * Use `create(RequestGrantRequestSchema)` to create a new message.
+ */
+export const RequestGrantRequestSchema: GenMessage<RequestGrantRequest> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_approval, 23);
+
+/**
+ * @generated from message agentgate.v1.RevokeGrantRequest
+ */
+export type RevokeGrantRequest = Message<"agentgate.v1.RevokeGrantRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message agentgate.v1.RevokeGrantRequest.
+ * Use `create(RevokeGrantRequestSchema)` to create a new message.
+ */
+export const RevokeGrantRequestSchema: GenMessage<RevokeGrantRequest> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_approval, 24);
+
+/**
+ * @generated from message agentgate.v1.ListGrantsRequest
+ */
+export type ListGrantsRequest = Message<"agentgate.v1.ListGrantsRequest"> & {
+};
+
+/**
+ * Describes the message agentgate.v1.ListGrantsRequest.
+ * Use `create(ListGrantsRequestSchema)` to create a new message.
+ */
+export const ListGrantsRequestSchema: GenMessage<ListGrantsRequest> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_approval, 25);
+
+/**
+ * The grants in force (neither expired nor revoked).
+ *
+ * @generated from message agentgate.v1.ListGrantsResponse
+ */
+export type ListGrantsResponse = Message<"agentgate.v1.ListGrantsResponse"> & {
+  /**
+   * @generated from field: repeated agentgate.v1.Grant grants = 1;
+   */
+  grants: Grant[];
+};
+
+/**
+ * Describes the message agentgate.v1.ListGrantsResponse.
+ * Use `create(ListGrantsResponseSchema)` to create a new message.
+ */
+export const ListGrantsResponseSchema: GenMessage<ListGrantsResponse> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_approval, 26);
 
 /**
  * @generated from enum agentgate.v1.ApprovalState
@@ -894,6 +1100,40 @@ export const ApprovalService: GenService<{
     methodKind: "unary";
     input: typeof AnnounceApprovalRequestSchema;
     output: typeof ApprovalSchema;
+  },
+  /**
+   * @generated from rpc agentgate.v1.ApprovalService.RequestGrant
+   */
+  requestGrant: {
+    methodKind: "unary";
+    input: typeof RequestGrantRequestSchema;
+    output: typeof ApprovalSchema;
+  },
+  /**
+   * @generated from rpc agentgate.v1.ApprovalService.RevokeGrant
+   */
+  revokeGrant: {
+    methodKind: "unary";
+    input: typeof RevokeGrantRequestSchema;
+    output: typeof GrantSchema;
+  },
+  /**
+   * @generated from rpc agentgate.v1.ApprovalService.ListGrants
+   */
+  listGrants: {
+    methodKind: "unary";
+    input: typeof ListGrantsRequestSchema;
+    output: typeof ListGrantsResponseSchema;
+  },
+  /**
+   * The grants in force now, then again whenever they change (issued, revoked, expired).
+   *
+   * @generated from rpc agentgate.v1.ApprovalService.WatchGrants
+   */
+  watchGrants: {
+    methodKind: "server_streaming";
+    input: typeof ListGrantsRequestSchema;
+    output: typeof ListGrantsResponseSchema;
   },
   /**
    * The approval (or every approval) now, then each change; every instance sees changes made on any other.

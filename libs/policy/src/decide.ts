@@ -1,4 +1,4 @@
-import type { MaskRule } from "@agentgate/masking";
+import type { MaskRule } from "@agentgate/masking/rules";
 import { READ_ONLY_CLASSES } from "./classes.ts";
 import { compileRelationPattern, type RelationMatcher } from "./relations.ts";
 import type { Rule, RuleEffect } from "./rules.ts";

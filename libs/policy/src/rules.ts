@@ -1,4 +1,5 @@
-import { type MaskRule, maskRulesSchema } from "@agentgate/masking";
+// The rules module alone: the policy (and the config that embeds it) need not load the masking engine.
+import { type MaskRule, maskRulesSchema } from "@agentgate/masking/rules";
 import { parse as parseYaml } from "yaml";
 import { type ZodType, z } from "zod";
 import { STATEMENT_CLASSES } from "./classes.ts";

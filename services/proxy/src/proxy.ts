@@ -4,7 +4,7 @@ import { type AddressInfo, createServer, type Server, type Socket } from "node:n
 import { hostname } from "node:os";
 import { createSecureContext, type SecureContext } from "node:tls";
 import { type AuditPublisher, createAuditPublisher } from "@agentgate/bus";
-import { type Config, ConfigError, resolveTargets } from "@agentgate/config";
+import { type Config, ConfigError, resolveTargets, type Target } from "@agentgate/config";
 import { createTokenVerifier, type TokenVerifier } from "@agentgate/identity";
 import type { Hasher } from "@agentgate/masking";
 import { initSqlAnalysis } from "@agentgate/sql";
@@ -14,8 +14,7 @@ import { type ApprovalPort, createGrpcApprovals } from "./enforce/approvals.ts";
 import { TargetCatalog } from "./enforce/catalog.ts";
 import { createGrpcPolicy } from "./enforce/grpc-policy.ts";
 import type { PolicyPort } from "./enforce/policy.ts";
-import { MaskCatalog } from "./mask/catalog.ts";
-import { ClientSession, type SessionContext, type SessionInfo } from "./session.ts";
+import { ClientSession, type MaskingForTarget, type SessionContext, type SessionInfo } from "./session.ts";
 import { ProxyStats } from "./stats.ts";
 import { upstreamTlsOptions } from "./upstream-tls.ts";
 
@@ -61,9 +60,21 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
   const catalogs = new Map(
     [...targets.values()].map((t) => [t.name, new TargetCatalog(t, upstreamTls.get(t.name), logger)] as const),
   );
-  const maskCatalogs = new Map(
-    [...targets.values()].map((t) => [t.name, new MaskCatalog(t, upstreamTls.get(t.name), logger)] as const),
-  );
+  // Masking code and each target's catalog are loaded when the first session of a policy-governed proxy needs them.
+  const maskingByTarget = new Map<string, Promise<MaskingForTarget>>();
+  const masking = (target: Target): Promise<MaskingForTarget> => {
+    let loaded = maskingByTarget.get(target.name);
+    if (loaded === undefined) {
+      loaded = Promise.all([import("./mask/catalog.ts"), import("./mask/planner.ts")]).then(
+        ([{ MaskCatalog }, { SessionMasking }]) => ({
+          catalog: new MaskCatalog(target, upstreamTls.get(target.name), logger),
+          SessionMasking,
+        }),
+      );
+      maskingByTarget.set(target.name, loaded);
+    }
+    return loaded;
+  };
   const hashKey = config.proxy.masking?.hashKey;
   if (hashKey === undefined && config.proxy.policy !== undefined) {
     logger.warn("proxy.masking.hashKey is not set: hashed values are keyed per process and differ between workers");
@@ -96,7 +107,7 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
     targets,
     upstreamTls,
     catalogs,
-    maskCatalogs,
+    masking: config.proxy.policy === undefined && options.policy === undefined ? undefined : masking,
     hasher,
     logger,
     tls: config.proxy.tls && loadTls(config.proxy.tls),

@@ -38,10 +38,16 @@ import { refusalExtended, refusalQuery, withoutContext } from "./enforce/refusal
 import { ResponseTracker } from "./enforce/responses.ts";
 import { GatewayError } from "./errors.ts";
 import type { MaskCatalog } from "./mask/catalog.ts";
-import { SessionMasking } from "./mask/planner.ts";
+import type { SessionMasking } from "./mask/planner.ts";
 import { OutcomeTracker } from "./outcomes.ts";
 import type { ProxyStats } from "./stats.ts";
 import { connectUpstream, type UpstreamConnection } from "./upstream.ts";
+
+/** A target's masking catalog and the planner class, as `SessionContext.masking` loads them. */
+export interface MaskingForTarget {
+  catalog: MaskCatalog;
+  SessionMasking: typeof SessionMasking;
+}
 
 /** What every session of one proxy shares. */
 export interface SessionContext {
@@ -65,8 +71,11 @@ export interface SessionContext {
   readonly publisher: AuditPublisher | undefined;
   /** Each target's own functions and their volatility, for the SQL analysis. */
   readonly catalogs: ReadonlyMap<string, TargetCatalog>;
-  /** Each target's relations and columns, for masking results by provenance. */
-  readonly maskCatalogs: ReadonlyMap<string, MaskCatalog>;
+  /**
+   * Masking for a target's sessions: its catalog and the planner, loaded on first use (only proxies with a policy
+   * mask, and the others need not carry the code).
+   */
+  readonly masking: ((target: Target) => Promise<MaskingForTarget>) | undefined;
   /** The keyed hash behind the `hash` mask strategy. */
   readonly hasher: Hasher;
   readonly workerId: string;
@@ -471,7 +480,8 @@ export class ClientSession {
         return true;
       }),
       catalog?.fresh(),
-    ]).then(([readOnly]) => {
+      this.#ctx.masking?.(target),
+    ]).then(([readOnly, , masking]) => {
       if (this.#phase !== "connecting") return;
       const approvals = this.#ctx.approvals;
       this.#gate = new StatementGate({
@@ -488,9 +498,13 @@ export class ClientSession {
         logger: this.#log,
       });
       this.#tracker ??= new ResponseTracker();
-      this.#maskCatalog = this.#ctx.maskCatalogs.get(target.name);
-      if (this.#maskCatalog !== undefined) {
-        this.#masking = new SessionMasking({ catalog: this.#maskCatalog, hasher: this.#ctx.hasher, logger: this.#log });
+      if (masking !== undefined) {
+        this.#maskCatalog = masking.catalog;
+        this.#masking = new masking.SessionMasking({
+          catalog: masking.catalog,
+          hasher: this.#ctx.hasher,
+          logger: this.#log,
+        });
       }
       if (readOnly) forwarded.set("default_transaction_read_only", "on");
       this.#log.debug({ readOnly }, "policy applies to this session");

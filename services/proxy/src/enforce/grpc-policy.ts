@@ -1,7 +1,7 @@
 import { PolicyService, PrincipalSchema, Effect as WireEffect } from "@agentgate/events";
 import { createClient } from "@agentgate/grpc";
 import type { Principal } from "@agentgate/identity";
-import { DEFAULT_KEEP, MASK_STRATEGIES, type MaskRule } from "@agentgate/masking";
+import type { MaskRule } from "@agentgate/masking";
 import { create } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { type DecideQuery, type Decision, DecisionCache, type Effect, type PolicyPort } from "./policy.ts";
@@ -55,7 +55,8 @@ export function createGrpcPolicy(options: GrpcPolicyOptions): PolicyPort {
         rule: response.rule,
         reason: response.reason,
         revision: response.revision,
-        masks: response.masks.map(maskRuleOf),
+        // Checked where they are applied (the masking planner): an unknown strategy is applied as redact.
+        masks: response.masks.map((m) => ({ column: m.column, strategy: m.strategy, keep: m.keep }) as MaskRule),
         approverGroups: response.approverGroups,
         approvalsRequired: response.approvalsRequired,
         refuseMaskedPredicates: response.refuseMaskedPredicates,
@@ -98,14 +99,4 @@ async function watchRevisions(
     await new Promise((resolve) => setTimeout(resolve, backoffMs).unref());
     backoffMs = Math.min(backoffMs * 2, 5000);
   }
-}
-
-/** A mask rule from the wire; a strategy this proxy does not know is applied as redact (fail closed). */
-function maskRuleOf(rule: { column: string; strategy: string; keep: number }): MaskRule {
-  const strategy = (MASK_STRATEGIES as readonly string[]).includes(rule.strategy)
-    ? (rule.strategy as MaskRule["strategy"])
-    : "redact";
-  return strategy === "partial"
-    ? { column: rule.column, strategy, keep: rule.keep || DEFAULT_KEEP }
-    : { column: rule.column, strategy };
 }

@@ -3,8 +3,10 @@ import {
   type ColumnType,
   type CopyFormat,
   createRowMasker,
+  DEFAULT_KEEP,
   type Hasher,
   type Lineage,
+  MASK_STRATEGIES,
   type Mask,
   type MaskRule,
   masksFor,
@@ -118,7 +120,8 @@ export class SessionMasking {
   useRules(revision: string, rules: readonly MaskRule[], refusePredicates: boolean): void {
     if (revision === this.#revision) return;
     this.#revision = revision;
-    this.#matcher = masksFor(rules.length === 0 ? [] : [...rules, ...STATISTICS_RULES], []);
+    const checked = rules.map(checkedRule);
+    this.#matcher = masksFor(checked.length === 0 ? [] : [...checked, ...STATISTICS_RULES], []);
     this.#refusePredicates = refusePredicates;
     this.#maskedColumns.clear();
   }
@@ -661,6 +664,13 @@ export class SessionMasking {
     }
     (result.masker.masked as number[]).fill(0);
   }
+}
+
+/** A rule as it came over the wire: a strategy this proxy does not know is applied as redact (fail closed). */
+function checkedRule(rule: MaskRule): MaskRule {
+  const strategy = (MASK_STRATEGIES as readonly string[]).includes(rule.strategy) ? rule.strategy : "redact";
+  if (strategy === "partial") return { column: rule.column, strategy, keep: rule.keep || DEFAULT_KEEP };
+  return { column: rule.column, strategy };
 }
 
 function formatOf(formats: readonly number[], i: number): number {

@@ -1,7 +1,6 @@
 // Decider events ↔ the protobuf events stored in the event store (one stream per approval).
 import { randomUUID } from "node:crypto";
 import {
-  type Approval,
   ApprovalAnnouncedSchema,
   ApprovalConsumedSchema,
   ApprovalDeniedSchema,
@@ -11,6 +10,8 @@ import {
   ApprovalState,
   ApprovalWithdrawnSchema,
   type EventMeta,
+  GrantIssuedSchema,
+  GrantRevokedSchema,
   type Principal,
 } from "@agentgate/events";
 import type { EventToAppend, RecordedEvent } from "@agentgate/eventstore";
@@ -253,4 +254,80 @@ export function viewOf(
   };
 }
 
-export type ApprovalView = Approval;
+// ---- grants: stream "grant-<approval id>" ----------------------------------------------------------------------
+
+export const GRANT_PREFIX = "grant-";
+
+/** What the grant events say, folded. */
+export interface GrantFacts {
+  principal: Principal;
+  target: string;
+  classes: string[];
+  expiresAt: Date;
+  revoked: boolean;
+}
+
+/** The event that issues grant `id` (the approved grant request's id) to its requester, as the store appends it. */
+export function grantIssued(id: string, grant: Omit<GrantFacts, "revoked">, at: Date, workerId: string): EventToAppend {
+  const event = create(GrantIssuedSchema, {
+    meta: {
+      eventId: randomUUID(),
+      occurredAt: timestampFromDate(at),
+      principal: grant.principal,
+      target: grant.target,
+      workerId,
+    },
+    grantId: id,
+    classes: grant.classes,
+    expiresAt: timestampFromDate(grant.expiresAt),
+  });
+  return {
+    eventId: event.meta!.eventId,
+    type: GrantIssuedSchema.typeName,
+    data: toBinary(GrantIssuedSchema, event),
+    occurredAt: at,
+  };
+}
+
+/** The event that ends grant `id` early; `by` is who revoked it. */
+export function grantRevoked(
+  id: string,
+  by: Principal,
+  target: string,
+  reason: string,
+  at: Date,
+  workerId: string,
+): EventToAppend {
+  const event = create(GrantRevokedSchema, {
+    meta: { eventId: randomUUID(), occurredAt: timestampFromDate(at), principal: by, target, workerId },
+    grantId: id,
+    reason,
+  });
+  return {
+    eventId: event.meta!.eventId,
+    type: GrantRevokedSchema.typeName,
+    data: toBinary(GrantRevokedSchema, event),
+    occurredAt: at,
+  };
+}
+
+/** Folds a stored grant event into `grants` (by grant id); false for events of other types. */
+export function applyGrantEvent(grants: Map<string, GrantFacts>, recorded: RecordedEvent): boolean {
+  if (recorded.type === GrantIssuedSchema.typeName) {
+    const e = fromBinary(GrantIssuedSchema, recorded.data);
+    grants.set(e.grantId, {
+      principal: e.meta?.principal ?? principal(""),
+      target: e.meta?.target ?? "",
+      classes: e.classes,
+      expiresAt: e.expiresAt ? timestampDate(e.expiresAt) : new Date(0),
+      revoked: false,
+    });
+    return true;
+  }
+  if (recorded.type === GrantRevokedSchema.typeName) {
+    const grant = grants.get(fromBinary(GrantRevokedSchema, recorded.data).grantId);
+    if (grant !== undefined) grant.revoked = true;
+    return true;
+  }
+  return false;
+}

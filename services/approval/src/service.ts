@@ -3,8 +3,6 @@ import {
   type ApprovalSchema,
   ApprovalService,
   ApprovalState,
-  GrantIssuedSchema,
-  GrantRevokedSchema,
   type GrantSchema,
   type Principal,
 } from "@agentgate/events";
@@ -20,11 +18,23 @@ import {
 } from "@agentgate/grpc";
 import { SignInError, type TokenVerifier } from "@agentgate/identity";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Server } from "@grpc/grpc-js";
 import { type Logger, pino } from "pino";
-import { fromStored, isApprovalEventType, STREAM_PREFIX, stateOf, streamOf, toStored, viewOf } from "./codec.ts";
+import {
+  applyGrantEvent,
+  fromStored,
+  GRANT_PREFIX,
+  type GrantFacts,
+  grantIssued,
+  grantRevoked,
+  isApprovalEventType,
+  STREAM_PREFIX,
+  stateOf,
+  streamOf,
+  toStored,
+  viewOf,
+} from "./codec.ts";
 import {
   type ApprovalCommand,
   type ApprovalEvent,
@@ -68,16 +78,6 @@ export interface ApprovalServer {
 type View = MessageInitShape<typeof ApprovalSchema>;
 type GrantView = MessageInitShape<typeof GrantSchema>;
 
-interface GrantEntry {
-  principal: Principal;
-  target: string;
-  classes: string[];
-  expiresAt: Date;
-  revoked: boolean;
-}
-
-const GRANT_PREFIX = "grant-";
-
 interface Entry {
   state: State;
   revision: bigint;
@@ -112,29 +112,10 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
   let following: Promise<void> | undefined;
   let sweeper: NodeJS.Timeout | undefined;
 
-  const grants = new Map<string, GrantEntry>();
+  const grants = new Map<string, GrantFacts>();
   const grantWatchers = new Set<() => void>();
   const applyGrant = (recorded: Parameters<typeof fromStored>[0]) => {
-    if (recorded.type === GrantIssuedSchema.typeName) {
-      const e = fromBinary(GrantIssuedSchema, recorded.data);
-      grants.set(e.grantId, {
-        principal: e.meta?.principal ?? {
-          $typeName: "agentgate.v1.Principal",
-          subject: "",
-          groups: [],
-          issuer: "",
-          clientId: "",
-        },
-        target: e.meta?.target ?? "",
-        classes: e.classes,
-        expiresAt: e.expiresAt ? timestampDate(e.expiresAt) : new Date(0),
-        revoked: false,
-      });
-    } else if (recorded.type === GrantRevokedSchema.typeName) {
-      const e = fromBinary(GrantRevokedSchema, recorded.data);
-      const grant = grants.get(e.grantId);
-      if (grant !== undefined) grant.revoked = true;
-    } else return;
+    if (!applyGrantEvent(grants, recorded)) return;
     for (const wake of grantWatchers) wake();
   };
 
@@ -209,7 +190,8 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
     }
     const header = context.metadata.get("authorization")[0];
     const token = typeof header === "string" && /^Bearer /i.test(header) ? header.slice(7).trim() : "";
-    if (token === "") throw new GrpcError(Code.UNAUTHENTICATED, "an approver's bearer token is required");
+    if (token === "")
+      throw new GrpcError(Code.UNAUTHENTICATED, "a bearer token (the caller's OIDC access token) is required");
     try {
       const p = await options.verifier.verify(token, context.signal);
       return {
@@ -243,32 +225,15 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
     if (entry === undefined || entry.state.request.mode !== "grant" || entry.state.status !== "approved") return;
     const r = entry.state.request;
     const at = new Date();
-    const grant = create(GrantIssuedSchema, {
-      meta: {
-        eventId: randomUUID(),
-        occurredAt: timestampFromDate(at),
-        principal: r.requester,
-        target: r.target,
-        sessionId: "",
-        workerId: instance,
-      },
-      grantId: id,
-      classes: r.grantClasses,
-      expiresAt: timestampFromDate(new Date(at.getTime() + r.grantSeconds * 1000)),
-    });
+    const expiresAt = new Date(at.getTime() + r.grantSeconds * 1000);
+    const event = grantIssued(
+      id,
+      { principal: r.requester, target: r.target, classes: r.grantClasses, expiresAt },
+      at,
+      instance,
+    );
     try {
-      await store.append(
-        `${GRANT_PREFIX}${id}`,
-        [
-          {
-            eventId: grant.meta!.eventId,
-            type: GrantIssuedSchema.typeName,
-            data: toBinary(GrantIssuedSchema, grant),
-            occurredAt: at,
-          },
-        ],
-        { expectedRevision: "no_stream" },
-      );
+      await store.append(`${GRANT_PREFIX}${id}`, [event], { expectedRevision: "no_stream" });
       logger.info({ grant: id, target: r.target, classes: r.grantClasses, seconds: r.grantSeconds }, "grant issued");
     } catch (error) {
       if (!(error instanceof WrongExpectedRevisionError)) throw error; // issued already (another instance)
@@ -455,31 +420,9 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
       const grant = grants.get(id);
       if (grant === undefined) throw new GrpcError(Code.NOT_FOUND, "no such grant");
       const at = new Date();
-      const event = create(GrantRevokedSchema, {
-        meta: {
-          eventId: randomUUID(),
-          occurredAt: timestampFromDate(at),
-          principal: who,
-          target: grant.target,
-          sessionId: "",
-          workerId: instance,
-        },
-        grantId: id,
-        reason,
-      });
+      const event = grantRevoked(id, who, grant.target, reason, at, instance);
       try {
-        await store.append(
-          `${GRANT_PREFIX}${id}`,
-          [
-            {
-              eventId: event.meta!.eventId,
-              type: GrantRevokedSchema.typeName,
-              data: toBinary(GrantRevokedSchema, event),
-              occurredAt: at,
-            },
-          ],
-          { expectedRevision: 0n },
-        );
+        await store.append(`${GRANT_PREFIX}${id}`, [event], { expectedRevision: 0n });
       } catch (error) {
         if (error instanceof WrongExpectedRevisionError)
           throw new GrpcError(Code.FAILED_PRECONDITION, "the grant was already revoked");

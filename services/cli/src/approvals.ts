@@ -9,7 +9,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Metadata } from "@grpc/grpc-js";
 import { pino } from "pino";
 import { z } from "zod";
-import { type Io, STDIO } from "./sessions.ts";
+import { type Io, options, STDIO } from "./sessions.ts";
 import { closeOnSignal } from "./signals.ts";
 import { UsageError } from "./usage.ts";
 
@@ -113,36 +113,13 @@ export async function runApprovals(args: string[], io: Io = STDIO): Promise<numb
     io.out.write(USAGE);
     return subcommand === undefined ? 2 : 0;
   }
-  let parsed: ReturnType<
-    typeof parseArgs<{
-      options: {
-        all: { type: "boolean" };
-        reason: { type: "string" };
-        address: { type: "string" };
-        token: { type: "string" };
-        config: { type: "string"; short: "c" };
-      };
-      allowPositionals: true;
-      strict: true;
-    }>
-  >;
-  try {
-    parsed = parseArgs({
-      args: rest,
-      options: {
-        all: { type: "boolean" },
-        reason: { type: "string" },
-        address: { type: "string" },
-        token: { type: "string" },
-        config: { type: "string", short: "c" },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = options(rest, {
+    all: { type: "boolean" },
+    reason: { type: "string" },
+    address: { type: "string" },
+    token: { type: "string" },
+    config: { type: "string", short: "c" },
+  });
   const file = values.config ?? process.env.AGENTGATE_CONFIG;
   const address =
     values.address ??
@@ -281,33 +258,22 @@ export async function runGrants(args: string[], io: Io = STDIO): Promise<number>
     io.out.write(GRANTS_USAGE);
     return subcommand === undefined ? 2 : 0;
   }
-  let values: Record<string, string | boolean | undefined>;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: rest,
-      options: {
-        target: { type: "string" },
-        classes: { type: "string" },
-        minutes: { type: "string" },
-        reason: { type: "string" },
-        address: { type: "string" },
-        token: { type: "string" },
-        config: { type: "string", short: "c" },
-      },
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const file = (values.config as string | undefined) ?? process.env.AGENTGATE_CONFIG;
+  const { values, positionals } = options(rest, {
+    target: { type: "string" },
+    classes: { type: "string" },
+    minutes: { type: "string" },
+    reason: { type: "string" },
+    address: { type: "string" },
+    token: { type: "string" },
+    config: { type: "string", short: "c" },
+  });
+  const file = values.config ?? process.env.AGENTGATE_CONFIG;
   const address =
-    (values.address as string | undefined) ??
+    values.address ??
     process.env.AGENTGATE_APPROVAL_ADDRESS ??
     (file === undefined ? undefined : loadSections(file).approval?.listen);
   if (address === undefined) throw new UsageError("no approval service: pass --address HOST:PORT or --config FILE");
-  const token = (values.token as string | undefined) ?? process.env.AGENTGATE_TOKEN;
+  const token = values.token ?? process.env.AGENTGATE_TOKEN;
   const metadata = new Metadata();
   if (token !== undefined && token !== "") metadata.set("authorization", `Bearer ${token}`);
   const client = createClient(ApprovalService, address, { deadlineMs: 10_000 });

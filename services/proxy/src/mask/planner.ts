@@ -515,9 +515,8 @@ export class SessionMasking {
       plan.push(mask);
       labels.push(label);
     }
-    // Rows whose shape is unknown get an empty plan: a DataRow with cells then has no masks; fail closed below.
-    const masker = createRowMasker(plan, types, this.#o.hasher);
-    return { masker: fields.length === 0 ? failClosedMasker(this.#o.hasher) : masker, labels };
+    // Rows of unknown shape (no description): every cell of them is withheld.
+    return { masker: fields.length === 0 ? failClosedMasker() : createRowMasker(plan, types, this.#o.hasher), labels };
   }
 
   /** Sources of output column i, from the lineage: by position when it lines up, else all of them. */
@@ -617,7 +616,7 @@ export class SessionMasking {
     const labels = plan.map((_, i) => `copy column ${i + 1}`);
     const masker =
       shape === undefined || shape.lineage === "opaque"
-        ? failClosedMasker(this.#o.hasher)
+        ? failClosedMasker()
         : createRowMasker(
             plan,
             plan.map(() => TEXT),
@@ -705,7 +704,7 @@ function copyOptions(format: CopyFormat): { delimiter?: string; null?: string; q
 }
 
 /** For rows nothing can be said about: every cell of a DataRow becomes NULL, every COPY row is dropped. */
-function failClosedMasker(_hasher: Hasher): RowMasker {
+function failClosedMasker(): RowMasker {
   const masked: number[] = [0];
   return {
     passthrough: false,

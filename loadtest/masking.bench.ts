@@ -1,16 +1,18 @@
 // What masking costs: the same 100,000-row SELECT through one gateway, as a principal who sees every column in
 // clear and as one for whom 3 of its columns are masked (redact, partial, hash), alternating, median of --rounds.
-// Two clients: a raw protocol client that reads the result without decoding it (so the gateway's work dominates
-// the time) and node-postgres (what an agent's driver costs on top). Also the gateway's CPU time per query. Not a
+// Three clients: a raw protocol client that reads the result without decoding it (so the gateway's work dominates
+// the time), node-postgres (an agent's driver) and psql (connect, query, print the table to /dev/null). Also the gateway's CPU time per query. Not a
 // test: run with
 //   node --import tsx loadtest/masking.bench.ts [--rounds 7] [--rows 100000]
+
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createPolicyService } from "@agentgate/policy-service";
-import { startOidcProvider, startPostgres } from "@agentgate/testkit";
+import { findBinary, startOidcProvider, startPostgres } from "@agentgate/testkit";
 import pg from "pg";
 import { serialize } from "pg-protocol";
 import { clockTicksPerSecond, processTreeCpuTicks } from "./cpu.ts";
@@ -136,6 +138,37 @@ async function driver(user: string, token: string): Promise<{ ms: number; bytes:
   return { ms, bytes: 0 };
 }
 
+const psqlBinary = findBinary("psql", "install postgresql-client");
+
+/** psql as an agent would run it: the whole process (connect, query, print the aligned table to /dev/null). */
+async function psql(user: string, token: string): Promise<{ ms: number; bytes: number }> {
+  const started = process.hrtime.bigint();
+  await new Promise<void>((resolve, reject) => {
+    execFile(
+      psqlBinary,
+      [
+        "-X",
+        "-q",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(gateway.port),
+        "-U",
+        user,
+        "-d",
+        gatewayTarget,
+        "-c",
+        SQL,
+        "-o",
+        "/dev/null",
+      ],
+      { env: { ...process.env, PGPASSWORD: token, PGSSLMODE: "disable" }, maxBuffer: 1 << 20 },
+      (error) => (error ? reject(error) : resolve()),
+    );
+  });
+  return { ms: Number(process.hrtime.bigint() - started) / 1e6, bytes: 0 };
+}
+
 const median = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]!;
 const ticks = clockTicksPerSecond();
 try {
@@ -146,6 +179,7 @@ try {
   for (const [client, run] of [
     ["raw protocol client", raw],
     ["node-postgres", driver],
+    ["psql (whole process)", psql],
   ] as const) {
     const times: Record<string, number[]> = { clear: [], masked: [] };
     const cpu: Record<string, number> = { clear: 0, masked: 0 };

@@ -9,6 +9,7 @@ export {
   redactText,
 } from "./detectors.ts";
 export { MaskingError, type MaskingErrorCode, type MaskRulesIssue } from "./errors.ts";
+export { createHasher, type Hasher, sha256 } from "./hmac.ts";
 export {
   type ColumnLineage,
   type ColumnSource,
@@ -49,4 +50,4 @@ export {
   strictest,
 } from "./rules.ts";
 export { type CopyFormat, type StatementShape, statementShapes } from "./statements.ts";
-export { type CellMasker, type ColumnType, cellMasker, type Hasher, type Hmac, maskValue, OID } from "./values.ts";
+export { type CellMasker, type ColumnType, cellMasker, maskValue, OID } from "./values.ts";

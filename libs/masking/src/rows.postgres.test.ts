@@ -2,18 +2,15 @@
 // of text and CSV survive, and each masked value is what the type's masker makes of the original.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { createHmac } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { type FreshDatabase, findBinary, freshDatabase } from "@agentgate/testkit";
 import pg from "pg";
+import { createHasher } from "./hmac.ts";
 import { createRowMasker, type MaskPlan } from "./rows.ts";
 import type { Mask, MaskStrategy } from "./rules.ts";
-import { type ColumnType, type Hasher, maskValue } from "./values.ts";
+import { type ColumnType, maskValue } from "./values.ts";
 
-const hasher: Hasher = {
-  key: Buffer.from("test key"),
-  hmac: (key, data) => createHmac("sha256", key).update(data).digest(),
-};
+const hasher = createHasher(Buffer.from("test key"));
 const mask = (strategy: MaskStrategy): Mask => ({ strategy, keep: 4, rule: "public.src.c" });
 
 const TRICKY = [

@@ -1,15 +1,12 @@
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
 import { describe, it } from "node:test";
 import { MaskingError } from "./errors.ts";
+import { createHasher } from "./hmac.ts";
 import { createRowMasker, maskCopyCsvRow, maskCopyTextRow, maskDataRow } from "./rows.ts";
 import { DETECT, type Mask, type MaskStrategy } from "./rules.ts";
-import { type ColumnType, type Hasher, OID } from "./values.ts";
+import { type ColumnType, cellMasker, OID } from "./values.ts";
 
-const hasher: Hasher = {
-  key: Buffer.from("test key"),
-  hmac: (key, data) => createHmac("sha256", key).update(data).digest(),
-};
+const hasher = createHasher(Buffer.from("test key"));
 const mask = (strategy: MaskStrategy, keep = 4): Mask => ({ strategy, keep, rule: "public.t.c" });
 const TEXT: ColumnType = { oid: OID.text, format: 0 };
 const INT4_BINARY: ColumnType = { oid: OID.int4, format: 1 };
@@ -275,5 +272,78 @@ describe("rows: COPY CSV", () => {
       () => maskCopyCsvRow(Buffer.from('"abc\n'), [mask("redact")], hasher),
       (error: unknown) => error instanceof MaskingError && error.code === "malformed_message",
     );
+  });
+});
+
+describe("rows: DataRow built in one pass", () => {
+  // Plans whose masked columns are all fixed, partial or hash strings are written straight into the output row;
+  // each cell must be exactly what the column's own masker returns.
+  const values = [
+    "",
+    "a",
+    "ab",
+    "abcdefgh",
+    "alice@example.com",
+    "Zoë Ålström",
+    "日本語のテキスト",
+    "emoji 🙂🙂 end",
+    "padded    ",
+    "x".repeat(300),
+  ];
+  const types: ColumnType[] = [
+    { oid: OID.int4, format: 1 },
+    { oid: OID.text, format: 0 },
+    { oid: OID.bpchar, format: 0 },
+    { oid: OID.varchar, format: 1 },
+    { oid: OID.text, format: 0 },
+    { oid: OID.int4, format: 0 },
+  ];
+  for (const [name, plan] of [
+    [
+      "partial 4, hash, partial 2, redact",
+      [undefined, mask("partial"), mask("hash"), mask("partial", 2), mask("redact"), undefined],
+    ],
+    ["hash, partial, hash, null", [undefined, mask("hash"), mask("partial"), mask("hash"), mask("null"), undefined]],
+    ["partial 0 and 99", [undefined, mask("partial", 0), mask("partial", 99), undefined, undefined, undefined]],
+  ] as const) {
+    it(`given ${name}, when rows of all sorts are masked, then each cell is what the column's masker makes`, () => {
+      const masker = createRowMasker(plan, types, hasher);
+      const expected = plan.map((m, i) => (m === undefined ? undefined : cellMasker(m, types[i]!)));
+      for (const [n, value] of values.entries()) {
+        const other = values[(n + 3) % values.length]!;
+        for (const cells of [
+          [int4(n), value, other, value, other, String(n)],
+          [null, value, null, other, null, "0"],
+          [int4(-1), null, `${value} `, null, value, null],
+        ]) {
+          const out = cellsOf(masker.dataRow(dataRow(cells)));
+          for (let i = 0; i < cells.length; i++) {
+            const cell = cells[i]!;
+            const input = cell === null ? null : typeof cell === "string" ? Buffer.from(cell) : cell;
+            const want = input === null ? null : expected[i] === undefined ? input : expected[i]!(input, hasher);
+            assert.deepEqual(
+              out[i] === null ? null : Buffer.from(out[i]!),
+              want === null ? null : Buffer.from(want),
+              `column ${i} of ${JSON.stringify(cells.map(String))}`,
+            );
+          }
+        }
+      }
+    });
+  }
+
+  it("given rows larger than a slab's quarter among small ones, when masked, then each comes back whole", () => {
+    const masker = createRowMasker([mask("partial"), mask("hash")], [TEXT, TEXT], hasher);
+    for (const size of [10, 20_000, 10, 70_000, 10]) {
+      const value = "y".repeat(size);
+      const [first, second] = cellsOf(masker.dataRow(dataRow([value, value])));
+      assert.equal(String(first), "****yyyy");
+      assert.equal(String(second), Buffer.from(cellMasker(mask("hash"), TEXT)(Buffer.from(value), hasher)!).toString());
+    }
+  });
+
+  it("given a masked column whose cells are all NULL, when masked, then the very same row comes back", () => {
+    const row = dataRow(["1", null]);
+    assert.equal(createRowMasker([undefined, mask("partial")], [TEXT, TEXT], hasher).dataRow(row), row);
   });
 });

@@ -1,8 +1,18 @@
 // Whole rows: a DataRow message, or one row of COPY TO output (text or CSV), rewritten with the masked cells
 // replaced and every other byte copied as it came. A row the plan leaves alone is returned as the same Buffer.
 import { MaskingError } from "./errors.ts";
+import type { Hasher } from "./hmac.ts";
 import type { Mask } from "./rules.ts";
-import { type CellMasker, type ColumnType, cellMasker, fixedReplacement, type Hasher } from "./values.ts";
+import {
+  type CellMasker,
+  type ColumnType,
+  cellMasker,
+  fixedReplacement,
+  HASH_PREFIX,
+  type InPlaceText,
+  inPlaceText,
+  STARS,
+} from "./values.ts";
 
 /** One entry per output column, in RowDescription order: its mask, or undefined for a column sent in clear. */
 export type MaskPlan = readonly (Mask | undefined)[];
@@ -102,6 +112,13 @@ interface Compiled {
   passthrough: boolean;
   cells: Cells;
   fixed: readonly (Uint8Array | null | undefined)[];
+  /** Per column, how to write its masked value straight into the output row, where that is known. */
+  inPlace: readonly (InPlaceText | undefined)[];
+  /**
+   * When every masked column's output is fixed or written in place: how many bytes a row can grow at most, so that
+   * rows are built in one pass; otherwise -1.
+   */
+  maxGrowth: number;
   /** Maskers for COPY (text output), made when first needed. */
   copy: () => Cells;
   edits: Edits;
@@ -112,11 +129,29 @@ function compile(plan: MaskPlan, types: readonly ColumnType[]): Compiled {
     throw new MaskingError("plan_mismatch", `a plan for ${plan.length} columns given ${types.length} column types`);
   }
   const cells = plan.map((mask, i) => (mask === undefined ? undefined : cellMasker(mask, types[i]!)));
+  const fixed = cells.map((cell) => (cell === undefined ? undefined : fixedReplacement(cell)));
+  const inPlace = cells.map((cell) => (cell === undefined ? undefined : inPlaceText(cell)));
+  let maxGrowth = 0;
+  for (let i = 0; i < cells.length; i++) {
+    if (cells[i] === undefined) continue;
+    const replacement = fixed[i];
+    const written = inPlace[i];
+    if (replacement !== undefined) maxGrowth += replacement === null ? 0 : replacement.length;
+    else if (written?.strategy === "partial")
+      maxGrowth += STARS.length; // the kept tail is part of the value
+    else if (written?.strategy === "hash") maxGrowth += HASH_TEXT_LENGTH;
+    else {
+      maxGrowth = -1;
+      break;
+    }
+  }
   let copyCells: Cells | undefined;
   return {
     passthrough: cells.every((cell) => cell === undefined),
     cells,
-    fixed: cells.map((cell) => (cell === undefined ? undefined : fixedReplacement(cell))),
+    fixed,
+    inPlace,
+    maxGrowth,
     copy: () =>
       (copyCells ??= plan.map((mask, i) =>
         mask === undefined ? undefined : cellMasker(mask, { ...types[i]!, format: 0 }),
@@ -161,7 +196,11 @@ class Edits {
 
 const DATA_ROW = 0x44;
 
+/** The digest bytes `hash` shows for a string, as hex. */
+const HASH_BYTES = 8;
+
 function maskDataRowWith(message: Buffer, compiled: Compiled, hasher: Hasher, masked: number[]): Buffer {
+  if (compiled.maxGrowth >= 0) return maskDataRowInPlace(message, compiled, hasher, masked);
   const { cells, fixed, edits } = compiled;
   const size = message.length;
   if (size < 7 || message[0] !== DATA_ROW || readInt32(message, 1) !== size - 1) {
@@ -220,12 +259,125 @@ function maskDataRowWith(message: Buffer, compiled: Compiled, hasher: Hasher, ma
   return out;
 }
 
+/**
+ * One pass for plans whose masked columns are all fixed or written in place. The row is copied into the slab whole
+ * (one native copy: a JavaScript loop over bytes costs more than the row's masking), then each masked cell is
+ * overwritten where it lies, the rest of the row moved (copyWithin) when the new value's length differs.
+ */
+function maskDataRowInPlace(message: Buffer, compiled: Compiled, hasher: Hasher, masked: number[]): Buffer {
+  const { cells, fixed, inPlace } = compiled;
+  const size = message.length;
+  if (size < 7 || message[0] !== DATA_ROW || readInt32(message, 1) !== size - 1) {
+    throw new MaskingError("malformed_message", "not a whole DataRow message");
+  }
+  const count = (message[5]! << 8) | message[6]!;
+  if (count !== cells.length) {
+    throw new MaskingError("plan_mismatch", `a DataRow of ${count} columns for a plan of ${cells.length}`);
+  }
+  const out = reserveOutput(size + compiled.maxGrowth);
+  const base = slabUsed;
+  out.set(message, base);
+  let shift = base; // where a byte of the input now lies in `out`: its offset plus shift
+  let at = 7;
+  let changed = false;
+  for (let column = 0; column < count; column++) {
+    if (at + 4 > size) throw new MaskingError("malformed_message", "DataRow ends inside a column length");
+    const length = readInt32(message, at);
+    const start = at;
+    at += 4;
+    if (length === -1) continue;
+    if (length < 0 || at + length > size) throw new MaskingError("malformed_message", "DataRow column overruns it");
+    if (cells[column] !== undefined) {
+      const end = at + length;
+      const replacement = fixed[column];
+      const how = inPlace[column];
+      // The new value's length, and for partial the start of the input's tail it keeps.
+      let tailStart = 0;
+      let newLength: number;
+      if (replacement !== undefined) {
+        newLength = replacement === null ? -1 : replacement.length;
+      } else if (how!.strategy === "partial") {
+        const valueEnd = how!.trimSpaces ? withoutTrailingSpaces(message, at, end) : end;
+        tailStart = partialTail(message, at, valueEnd, how!.keep);
+        newLength = STARS.length + valueEnd - tailStart;
+      } else {
+        newLength = HASH_TEXT_LENGTH;
+      }
+      const to = start + shift;
+      const grow = Math.max(newLength, 0) - length;
+      if (grow !== 0) out.copyWithin(end + shift + grow, end + shift, size + shift);
+      writeInt32(out, to, newLength);
+      if (replacement !== undefined) {
+        if (replacement !== null) copyInto(replacement, 0, newLength, out, to + 4);
+      } else if (how!.strategy === "partial") {
+        copyInto(STARS, 0, STARS.length, out, to + 4);
+        copyInto(message, tailStart, tailStart + newLength - STARS.length, out, to + 4 + STARS.length);
+      } else {
+        const valueEnd = how!.trimSpaces ? withoutTrailingSpaces(message, at, end) : end;
+        writeHash(hasher.digest(message.subarray(at, valueEnd)), out, to + 4);
+      }
+      shift += grow;
+      masked[column]!++;
+      changed = true;
+    }
+    at += length;
+  }
+  if (at !== size) throw new MaskingError("malformed_message", "DataRow has bytes after its last column");
+  if (!changed) return message; // every masked column was NULL
+  const end = size + shift;
+  writeInt32(out, base + 1, end - base - 1);
+  slabUsed = end;
+  return out.subarray(base, end);
+}
+
+function withoutTrailingSpaces(value: Uint8Array, start: number, end: number): number {
+  while (end > start && value[end - 1] === 0x20) end--;
+  return end;
+}
+
+/** Where `partial`'s kept tail of value[start, end) begins: the last `keep` characters, never more than half. */
+function partialTail(value: Uint8Array, start: number, end: number, keep: number): number {
+  let characters = 0;
+  for (let i = start; i < end; i++) if ((value[i]! & 0xc0) !== 0x80) characters++;
+  const shown = Math.min(keep, characters >> 1);
+  let from = end;
+  for (let seen = 0; seen < shown; ) if ((value[--from]! & 0xc0) !== 0x80) seen++;
+  return from;
+}
+
+const HEX_DIGITS = Buffer.from("0123456789abcdef", "latin1");
+const HASH_TEXT_LENGTH = HASH_PREFIX.length + 2 * HASH_BYTES;
+
+/** Writes `hash`'s text (`h:` and the digest's first bytes as hex) at `to`. */
+function writeHash(digest: Uint8Array, out: Buffer, to: number): void {
+  to = copyInto(HASH_PREFIX, 0, HASH_PREFIX.length, out, to);
+  for (let i = 0; i < HASH_BYTES; i++) {
+    out[to++] = HEX_DIGITS[digest[i]! >> 4]!;
+    out[to++] = HEX_DIGITS[digest[i]! & 15]!;
+  }
+}
+
 // Masked rows are cut from one slab after another, so the rows of a result lie next to each other in memory and the
 // proxy writes a run of them as one buffer instead of one buffer per row. A slab is never reused: it goes when the
 // last row cut from it has been written.
 const SLAB_SIZE = 64 * 1024;
 let slab = Buffer.allocUnsafeSlow(0);
 let slabUsed = 0;
+
+/**
+ * Makes room for a row of at most `size` bytes at `slabUsed` in the returned slab; the caller moves slabUsed past
+ * what it wrote. A row too large for slabs gets a buffer of its own, which then counts as the slab.
+ */
+function reserveOutput(size: number): Buffer {
+  if (size > SLAB_SIZE / 4) {
+    slab = Buffer.allocUnsafeSlow(size);
+    slabUsed = 0;
+  } else if (slabUsed + size > slab.length) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  return slab;
+}
 
 function allocOutput(size: number): Buffer {
   if (size > SLAB_SIZE / 4) return Buffer.allocUnsafeSlow(size);

@@ -1,17 +1,14 @@
 // PostgreSQL itself as the strictest client: every masked value, in text and in binary, must be accepted by the
 // type's own input (text) or receive (binary) function when sent back as a parameter of that type.
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sharedPostgres } from "@agentgate/testkit";
 import pg from "pg";
+import { createHasher } from "./hmac.ts";
 import { DETECT, type Mask, type MaskStrategy } from "./rules.ts";
-import { type Hasher, maskValue } from "./values.ts";
+import { maskValue } from "./values.ts";
 
-const hasher: Hasher = {
-  key: Buffer.from("test key"),
-  hmac: (key, data) => createHmac("sha256", key).update(data).digest(),
-};
+const hasher = createHasher(Buffer.from("test key"));
 const mask = (strategy: MaskStrategy): Mask => ({ strategy, keep: 4, rule: "public.t.c" });
 
 /** A sample of each type, and what redact turns it into, as PostgreSQL prints it (`::text`). */

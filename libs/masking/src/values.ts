@@ -2,16 +2,8 @@
 // value of the type the RowDescription announced. What each type gets is tabulated in ../README.md; a type this
 // file does not know how to write gets SQL NULL rather than bytes a client might choke on.
 import { redactJsonText, redactText } from "./detectors.ts";
+import type { Hasher } from "./hmac.ts";
 import type { Mask } from "./rules.ts";
-
-/** HMAC-SHA256(key, data). The proxy passes node:crypto's; this library does no crypto of its own. */
-export type Hmac = (key: Uint8Array, data: Uint8Array) => Uint8Array;
-
-/** The keyed hash behind the `hash` strategy: same key and value, same output, so joins and GROUP BY still work. */
-export interface Hasher {
-  readonly key: Uint8Array;
-  readonly hmac: Hmac;
-}
 
 /** An output column's type as RowDescription announces it. */
 export interface ColumnType {
@@ -90,6 +82,26 @@ const FIXED = new WeakMap<CellMasker, Uint8Array | null>();
 /** The replacement a masker always returns whatever the value (bytes or NULL), or undefined when it depends on it. */
 export function fixedReplacement(masker: CellMasker): Uint8Array | null | undefined {
   return FIXED.has(masker) ? FIXED.get(masker)! : undefined;
+}
+
+/**
+ * A string masker whose output rows.ts may write straight into the row it builds, sparing the intermediate arrays:
+ * `partial` (STARS and the last characters) and `hash` (HASH_PREFIX and 16 hex digits) for string types, in either
+ * format. Written in place, the bytes are those the masker returns (rows.test.ts compares the two).
+ */
+export interface InPlaceText {
+  readonly strategy: "partial" | "hash";
+  /** Characters kept by `partial`. */
+  readonly keep: number;
+  /** bpchar: trailing spaces are padding, dropped before the value is used. */
+  readonly trimSpaces: boolean;
+}
+
+const IN_PLACE = new WeakMap<CellMasker, InPlaceText>();
+
+/** How to write `masker`'s output in place, or undefined when only the masker itself can make it. */
+export function inPlaceText(masker: CellMasker): InPlaceText | undefined {
+  return IN_PLACE.get(masker);
 }
 
 const NULL_MASKER: CellMasker = () => null;
@@ -190,21 +202,27 @@ function familyOf(type: ColumnType): Family {
 
 // --- text -------------------------------------------------------------------------------------------------------
 
-const STARS = ascii("****");
-const HASH_PREFIX = ascii("h:");
+export const STARS = ascii("****");
+export const HASH_PREFIX = ascii("h:");
 
 function textMasker(mask: Mask, oid: number): CellMasker {
   const bpchar = oid === OID.bpchar;
   switch (mask.strategy) {
     case "redact":
       return constant(STARS);
-    case "partial":
+    case "partial": {
       // The tail of an XML document may cut through markup: xml gets what redact gives.
       if (oid === OID.xml) return constant(STARS);
-      return (value) => concat(STARS, tail(bpchar ? trimSpaces(value) : value, mask.keep));
-    case "hash":
-      return (value, hasher) =>
-        concat(HASH_PREFIX, hex(hasher.hmac(hasher.key, bpchar ? trimSpaces(value) : value), 8));
+      const masker: CellMasker = (value) => concat(STARS, tail(bpchar ? trimSpaces(value) : value, mask.keep));
+      IN_PLACE.set(masker, { strategy: "partial", keep: mask.keep, trimSpaces: bpchar });
+      return masker;
+    }
+    case "hash": {
+      const masker: CellMasker = (value, hasher) =>
+        concat(HASH_PREFIX, hex(hasher.digest(bpchar ? trimSpaces(value) : value), 8));
+      IN_PLACE.set(masker, { strategy: "hash", keep: 0, trimSpaces: bpchar });
+      return masker;
+    }
     default:
       return detectInPlace;
   }
@@ -241,7 +259,7 @@ function jsonMasker(mask: Mask, jsonbBinary: boolean): CellMasker {
       return (value, hasher) => {
         const text = body(value);
         if (text === undefined) return null;
-        return out(utf8.encode(`"h:${hexString(hasher.hmac(hasher.key, text), 8)}"`));
+        return out(utf8.encode(`"h:${hexString(hasher.digest(text), 8)}"`));
       };
     default:
       return (value) => {
@@ -275,7 +293,7 @@ function integerMasker(mask: Mask, family: "int2" | "int4" | "int8", binary: boo
   return (value, hasher) => {
     // Text output of an integer is already its canonical decimal; binary is turned into the same text, so both
     // formats (and int2/int4/int8 alike) hash a value the same way.
-    const digest = hasher.hmac(hasher.key, binary ? ascii(readSigned(value, width).toString()) : value);
+    const digest = hasher.digest(binary ? ascii(readSigned(value, width).toString()) : value);
     if (binary) return digest.slice(0, width);
     return ascii(readSigned(digest, width).toString());
   };
@@ -296,7 +314,7 @@ function numericMasker(mask: Mask, binary: boolean): CellMasker {
   if (mask.strategy === "detect") return UNCHANGED;
   if (mask.strategy !== "hash") return constant(binary ? NUMERIC_ZERO : ascii("0"));
   return (value, hasher) => {
-    const digest = hasher.hmac(hasher.key, binary ? ascii(numericBinaryToText(value)) : value);
+    const digest = hasher.digest(binary ? ascii(numericBinaryToText(value)) : value);
     // 48 bits: at most 15 digits, exact in a double for clients that read numeric as a JavaScript number.
     const n = digest[0]! * 2 ** 40 + digest[1]! * 2 ** 32 + readUint32(digest, 2);
     return binary ? encodeNumericInteger(n) : ascii(String(n));
@@ -351,7 +369,7 @@ function floatMasker(mask: Mask, family: "float4" | "float8", binary: boolean): 
   return (value, hasher) => {
     const number = binary ? readFloat(value, width) : Number.parseFloat(utf8.decode(value));
     const canonical = String(family === "float4" ? Math.fround(number) : number);
-    const digest = hasher.hmac(hasher.key, ascii(canonical));
+    const digest = hasher.digest(ascii(canonical));
     // An integer the type holds exactly: 24 bits for float4, 53 for float8.
     const n =
       family === "float4"
@@ -391,7 +409,7 @@ function uuidMasker(mask: Mask, binary: boolean): CellMasker {
   if (mask.strategy !== "hash") return constant(binary ? new Uint8Array(16) : NIL_UUID_TEXT);
   return (value, hasher) => {
     const canonical = binary ? ascii(uuidText(value)) : value;
-    const bytes = hasher.hmac(hasher.key, canonical).slice(0, 16);
+    const bytes = hasher.digest(canonical).slice(0, 16);
     // RFC 9562 version 8 (vendor-specific), variant 10: a well-formed UUID that says it was made up.
     bytes[6] = (bytes[6]! & 0x0f) | 0x80;
     bytes[8] = (bytes[8]! & 0x3f) | 0x80;
@@ -413,7 +431,7 @@ function byteaMasker(mask: Mask, binary: boolean): CellMasker {
   if (mask.strategy === "detect") return UNCHANGED;
   if (mask.strategy !== "hash") return constant(binary ? new Uint8Array(0) : BYTEA_HEX_PREFIX);
   return (value, hasher) => {
-    const digest = hasher.hmac(hasher.key, binary ? value : byteaTextToBytes(value));
+    const digest = hasher.digest(binary ? value : byteaTextToBytes(value));
     return binary ? digest.slice(0, 8) : concat(BYTEA_HEX_PREFIX, hex(digest, 8));
   };
 }

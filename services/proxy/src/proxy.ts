@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
 import { hostname } from "node:os";
@@ -6,7 +6,7 @@ import { createSecureContext, type SecureContext } from "node:tls";
 import { type AuditPublisher, createAuditPublisher } from "@agentgate/bus";
 import { type Config, ConfigError, resolveTargets, type Target } from "@agentgate/config";
 import { createTokenVerifier, type TokenVerifier } from "@agentgate/identity";
-import type { Hasher } from "@agentgate/masking";
+import { createHasher } from "@agentgate/masking/hmac";
 import { initSqlAnalysis } from "@agentgate/sql";
 import { type Logger, pino } from "pino";
 import { CancelRegistry } from "./cancel.ts";
@@ -79,10 +79,7 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
   if (hashKey === undefined && config.proxy.policy !== undefined) {
     logger.warn("proxy.masking.hashKey is not set: hashed values are keyed per process and differ between workers");
   }
-  const hasher: Hasher = {
-    key: hashKey === undefined ? randomBytes(32) : Buffer.from(hashKey, "utf8"),
-    hmac: (key, data) => createHmac("sha256", key).update(data).digest(),
-  };
+  const hasher = createHasher(hashKey === undefined ? randomBytes(32) : Buffer.from(hashKey, "utf8"));
   let verifier = options.verifier;
   let publisher = options.publisher;
   const policyConfig = config.proxy.policy;

@@ -5,7 +5,7 @@ import type { AuditPublisher } from "@agentgate/bus";
 import type { ProxyConfig, Target } from "@agentgate/config";
 import { SessionEndReason } from "@agentgate/events";
 import { type Principal, SignInError, type TokenVerifier } from "@agentgate/identity";
-import type { Hasher } from "@agentgate/masking";
+import type { Hasher } from "@agentgate/masking/hmac";
 import { PROTECTED_SETTINGS } from "@agentgate/sql";
 import {
   authenticationCleartextPassword,

@@ -15,6 +15,7 @@ import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
+import { type EventHead, encodeStatementCompleted, encodeStatementReceived } from "./audit-encoding.ts";
 import type { Judgement } from "./enforce/gate.ts";
 
 /** Statements whose fingerprints are remembered, and the longest text remembered (bounding the cache's memory). */
@@ -218,31 +219,32 @@ export class SessionAudit {
     const j = statement.judgement;
     const decision = j?.decision;
     this.#sequence++;
-    await this.#publishNow(
-      this.#encode(
-        StatementReceivedSchema,
-        create(StatementReceivedSchema, {
-          statementId,
-          sequence: this.#sequence,
-          sql: statement.sql,
-          parameters: statement.parameters,
-          protocol: statement.protocol,
-          fingerprint: j?.fingerprint || fingerprintOrEmpty(statement.sql),
-          statements: j?.statements ?? [],
-          effect: decision ? EFFECTS[decision.effect] : Effect.UNSPECIFIED,
-          rule: decision?.rule ?? "",
-          reason: decision?.reason ?? "",
-          policyRevision: decision?.revision ?? "",
-        }),
-      ),
-    );
+    const eventId = randomUUID();
+    const data = encodeStatementReceived(this.#head(eventId), {
+      statementId,
+      sequence: this.#sequence,
+      sql: statement.sql,
+      parameters: statement.parameters,
+      protocol: statement.protocol,
+      fingerprint: j?.fingerprint || fingerprintOrEmpty(statement.sql),
+      statements: j?.statements ?? [],
+      effect: decision ? EFFECTS[decision.effect] : Effect.UNSPECIFIED,
+      rule: decision?.rule ?? "",
+      reason: decision?.reason ?? "",
+      policyRevision: decision?.revision ?? "",
+    });
+    await this.#publishNow({ typeName: StatementReceivedSchema.typeName, eventId, data });
     return statementId;
   }
 
   /** Records a statement's outcome; it goes with the session's next statement record, or within LINGER_MS. */
   completed(statementId: string, outcome: CompletedStatement): void {
-    this.#publishLater(
-      this.#encode(StatementCompletedSchema, create(StatementCompletedSchema, { statementId, ...outcome })),
-    );
+    const eventId = randomUUID();
+    const data = encodeStatementCompleted(this.#head(eventId), { statementId, ...outcome });
+    this.#publishLater({ typeName: StatementCompletedSchema.typeName, eventId, data });
+  }
+
+  #head(eventId: string): EventHead {
+    return { eventId, occurredAtMs: Date.now(), sessionMeta: this.#sessionMeta() };
   }
 }

@@ -71,7 +71,8 @@ export interface SessionAuditOptions {
 export interface ReceivedStatement {
   sql: string;
   parameters: string[];
-  protocol: "simple" | "extended";
+  /** How it came: a simple Query, the extended protocol, or a fast-path FunctionCall (always refused). */
+  protocol: "simple" | "extended" | "function-call";
   judgement: Judgement | undefined;
 }
 

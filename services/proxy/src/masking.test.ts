@@ -15,6 +15,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import pg from "pg";
 import { serialize } from "pg-protocol";
+import { functionCall } from "./fuzz.ts";
 import { runPsql } from "./psql-testing.ts";
 import { rawConnect, startTestGateway, type TestGateway } from "./testing.ts";
 
@@ -57,6 +58,7 @@ const SCHEMA = `
   CREATE FUNCTION all_ssns() RETURNS SETOF text LANGUAGE sql STABLE AS 'SELECT ssn FROM customers';
   CREATE FUNCTION shout(t text) RETURNS text LANGUAGE plpgsql STABLE AS
     $$ BEGIN RAISE NOTICE 'value is %', t; RETURN 'ok'; END $$;
+  CREATE FUNCTION ssn_of(i int) RETURNS text LANGUAGE sql STABLE AS 'SELECT ssn FROM customers WHERE id = i';
   CREATE TABLE scratch (v text);
   ANALYZE customers;
 `;
@@ -290,6 +292,60 @@ describe("masking by provenance", { timeout: 300_000 }, () => {
       }
       assert.deepEqual(counted, { "public.customers.ssn": 2n, loud: 2n });
       assertNoClearValue("the audit stream", Buffer.concat(all));
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it("refuses a fast-path FunctionCall (no SQL to judge or mask by), records it, and the session goes on", async () => {
+    const direct = new pg.Client({ connectionString: gw.directUrl });
+    await direct.connect();
+    const oid = Number((await direct.query("SELECT 'ssn_of'::regproc::oid AS oid")).rows[0].oid);
+    await direct.end();
+    const raw = await rawConnect(gw.port);
+    try {
+      raw.send(serialize.startup({ user: "agent", database: "app" }));
+      await raw.until("R");
+      raw.send(serialize.password(await idp.token("agent")));
+      await raw.until("Z");
+      const int4 = Buffer.alloc(4);
+      int4.writeInt32BE(1);
+      for (const binary of [false, true]) {
+        raw.send(functionCall(oid, [int4], binary));
+        const messages = await raw.until("Z");
+        assert.equal(messages.map((m) => m.type).join(""), "EZ", "an error, then ready for the next query");
+        const error = messages[0]!.bytes.toString("utf8");
+        assert.match(error, /C0A000\0/);
+        assert.match(error, /fast-path function call protocol is not supported/);
+        assertNoClearValue("FunctionCall", Buffer.concat(messages.map((m) => m.bytes)));
+      }
+      raw.send(serialize.query("SELECT ssn_of(1) AS s -- after the refusal"));
+      const after = await raw.until("Z");
+      assert.equal(after.map((m) => m.type).join(""), "TDCZ");
+      assertNoClearValue("the SQL call", Buffer.concat(after.map((m) => m.bytes)));
+    } finally {
+      raw.close();
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const nc = await connect({ servers: nats.url });
+    try {
+      const consumer = await jetstream(nc).consumers.get(AUDIT_STREAM);
+      const messages = await consumer.fetch({ max_messages: 100_000, expires: 1000 });
+      const calls: string[] = [];
+      const outcomes = new Map<string, string>();
+      for await (const m of messages) {
+        for (const e of eventsOfMessage(m.headers?.get(TYPE_HEADER) ?? "", m.data)) {
+          const event = decodeEvent(e.typeName, e.data);
+          if (event.$typeName === "agentgate.v1.StatementReceived" && event.protocol === "function-call") {
+            assert.equal(event.sql, `-- fast-path FunctionCall of function OID ${oid} (refused)`);
+            calls.push(event.statementId);
+          }
+          if (event.$typeName === "agentgate.v1.StatementCompleted")
+            outcomes.set(event.statementId, `${event.status} ${event.sqlstate}`);
+        }
+      }
+      assert.equal(calls.length, 2);
+      for (const id of calls) assert.equal(outcomes.get(id), "refused 0A000");
     } finally {
       await nc.close();
     }

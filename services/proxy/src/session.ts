@@ -120,6 +120,27 @@ const PARAMETERS_NOT_FORWARDED = new Set(["user", "database", "replication"]);
 const MAX_PASSWORD_MESSAGE = 64 * 1024;
 
 /**
+ * The fast-path function call protocol (FunctionCall) names a function by OID and returns its result outside any
+ * statement: no SQL for the policy to judge, no RowDescription to mask by. A gateway that enforces anything (policy,
+ * audit, masking) refuses it; the SQL equivalent, `SELECT fn(...)`, goes through every check.
+ */
+const FUNCTION_CALL_REFUSAL: Verdict = {
+  allowed: false,
+  replacement: refusalQuery(
+    "0A000",
+    "the fast-path function call protocol is not supported through agentgate",
+    "Call the function in a statement instead: SELECT function(arguments).",
+  ),
+  extended: false,
+};
+
+/** What the audit records for a FunctionCall: the function's OID (its arguments are not recorded). */
+function functionCallText(message: Buffer): string {
+  const oid = message.length >= 9 ? message.readUInt32BE(5) : 0;
+  return `-- fast-path FunctionCall of function OID ${oid} (refused)`;
+}
+
+/**
  * One client connection: the startup handshake, the upstream connection it opens, and the relay of messages both
  * ways. Messages are framed in both directions and forwarded as views of the chunks they arrived in.
  */
@@ -643,13 +664,16 @@ export class ClientSession {
       gate !== undefined && StatementGate.decides(type)
         ? gate.check(type, message, AbortSignal.any([this.#sessionAbort.signal, this.#holdCancel.signal]))
         : undefined;
+    if (type === Frontend.FunctionCall && this.#tracker !== undefined) verdict = FUNCTION_CALL_REFUSAL;
     if (this.#masking !== undefined && (type === Frontend.Query || type === Frontend.Parse)) {
       verdict =
         verdict instanceof Promise
           ? verdict.then((v) => this.#maskCheck(type, message, v))
           : this.#maskCheck(type, message, verdict);
     }
-    const audited = this.#audit !== undefined && (type === Frontend.Query || type === Frontend.Bind);
+    const audited =
+      this.#audit !== undefined &&
+      (type === Frontend.Query || type === Frontend.Bind || type === Frontend.FunctionCall);
     if (!audited && !(verdict instanceof Promise)) {
       this.#forward(type, message, verdict);
       return;
@@ -733,7 +757,9 @@ export class ClientSession {
           protocol: "extended",
           judgement: verdict?.judgement ?? parsed?.judgement,
         }
-      : { sql: queryText(message), parameters: [], protocol: "simple", judgement: verdict?.judgement };
+      : type === Frontend.FunctionCall
+        ? { sql: functionCallText(message), parameters: [], protocol: "function-call", judgement: undefined }
+        : { sql: queryText(message), parameters: [], protocol: "simple", judgement: verdict?.judgement };
     try {
       const id = await this.#audit!.received(statement);
       this.#outcomes!.began(id, extended, refused || (parsed?.refused ?? false));

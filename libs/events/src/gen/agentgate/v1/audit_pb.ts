@@ -95,7 +95,7 @@ export type StatementReceived = Message<"agentgate.v1.StatementReceived"> & {
   parameters: string[];
 
   /**
-   * Simple query, extended protocol (Parse/Bind/Execute), or COPY data.
+   * "simple" (Query), "extended" (Parse/Bind/Execute) or "function-call" (a fast-path FunctionCall, always refused).
    *
    * @generated from field: string protocol = 6;
    */

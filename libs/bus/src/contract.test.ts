@@ -19,6 +19,9 @@ import {
   POLICY_SUBJECT,
   sessionIdOfSubject,
   storeStreamOfSubject,
+  workerSubject,
+  workerToken,
+  workerTokenOfSubject,
 } from "./index.ts";
 import { publishEvent, testSession } from "./testing/index.ts";
 
@@ -94,6 +97,17 @@ describe("the audit bus contract", { timeout: 60_000 }, () => {
     for (const bad of ["", "a.b", "a*", ">", "a b", "x".repeat(129)]) {
       assert.throws(() => auditSubject(bad), { name: "BusError", code: "invalid_subject" });
     }
+  });
+
+  it("maps workers to subjects (host names' dots made safe) and to event store streams", () => {
+    assert.equal(workerSubject("vm-1:4242"), "agentgate.audit.worker.vm-1:4242");
+    assert.equal(workerSubject("gw.example.com:7"), "agentgate.audit.worker.gw_example_com:7");
+    assert.equal(workerToken("a b*c>d"), "a_b_c_d");
+    assert.equal(workerTokenOfSubject(workerSubject("gw.example.com:7")), "gw_example_com:7");
+    assert.equal(storeStreamOfSubject(workerSubject("gw.example.com:7")), "worker-gw_example_com:7");
+    assert.equal(workerSubject("w".repeat(300)).length, "agentgate.audit.worker.".length + 128);
+    assert.equal(workerTokenOfSubject("agentgate.audit.worker.a.b"), undefined);
+    assert.throws(() => workerSubject(""), { name: "BusError", code: "invalid_subject" });
   });
 
   it("decodes every registered type by its header, and refuses unknown types and bad bytes", () => {

@@ -25,6 +25,7 @@ export const TYPE_HEADER = "Agentgate-Type";
 export const DUPLICATE_WINDOW_MS = 2 * 60_000;
 
 const SESSION_SUBJECT_PREFIX = `${AUDIT_SUBJECT_PREFIX}.session.`;
+const WORKER_SUBJECT_PREFIX = `${AUDIT_SUBJECT_PREFIX}.worker.`;
 // A NATS subject token: no separator, wildcard or whitespace; bounded so subjects stay small.
 const SUBJECT_TOKEN = /^[^.*>\s]{1,128}$/;
 
@@ -39,6 +40,30 @@ export function auditSubject(sessionId: string): string {
   return `${SESSION_SUBJECT_PREFIX}${sessionId}`;
 }
 
+/**
+ * The subject a worker's own events (WorkerHeartbeat) go on: agentgate.audit.worker.<token>, the token being the
+ * worker id with the characters a subject token cannot hold ("." "*" ">" and whitespace) as "_", at most 128 of them
+ * (a host name's dots, say). Two ids that differ only there share a subject; the events still name their worker.
+ */
+export function workerSubject(workerId: string): string {
+  if (typeof workerId !== "string" || workerId === "") {
+    throw new BusError("invalid_subject", "a worker id must not be empty");
+  }
+  return `${WORKER_SUBJECT_PREFIX}${workerToken(workerId)}`;
+}
+
+/** The subject token for `workerId` (see workerSubject). */
+export function workerToken(workerId: string): string {
+  return workerId.replace(/[.*>\s]/g, "_").slice(0, 128);
+}
+
+/** The worker token in a worker subject, or undefined when the subject is not one. */
+export function workerTokenOfSubject(subject: string): string | undefined {
+  if (!subject.startsWith(WORKER_SUBJECT_PREFIX)) return undefined;
+  const id = subject.slice(WORKER_SUBJECT_PREFIX.length);
+  return SUBJECT_TOKEN.test(id) ? id : undefined;
+}
+
 /** The session id in a session subject, or undefined when the subject is not one. */
 export function sessionIdOfSubject(subject: string): string | undefined {
   if (!subject.startsWith(SESSION_SUBJECT_PREFIX)) return undefined;
@@ -47,13 +72,15 @@ export function sessionIdOfSubject(subject: string): string | undefined {
 }
 
 /**
- * The event store stream an audit subject's events are appended to: `session-<id>` for a session subject, `policy`
- * for POLICY_SUBJECT, undefined for anything else.
+ * The event store stream an audit subject's events are appended to: `session-<id>` for a session subject,
+ * `worker-<id>` for a worker subject, `policy` for POLICY_SUBJECT, undefined for anything else.
  */
 export function storeStreamOfSubject(subject: string): string | undefined {
   if (subject === POLICY_SUBJECT) return "policy";
   const sessionId = sessionIdOfSubject(subject);
-  return sessionId === undefined ? undefined : `session-${sessionId}`;
+  if (sessionId !== undefined) return `session-${sessionId}`;
+  const token = workerTokenOfSubject(subject);
+  return token === undefined ? undefined : `worker-${token}`;
 }
 
 export interface AuditStreamOptions {

@@ -7,6 +7,7 @@ import {
   SignInRefusedSchema,
   StatementCompletedSchema,
   StatementReceivedSchema,
+  WorkerHeartbeatSchema,
 } from "@agentgate/events";
 import { type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
@@ -20,6 +21,7 @@ export const EVENT_TYPES = {
   "agentgate.v1.StatementReceived": StatementReceivedSchema,
   "agentgate.v1.StatementCompleted": StatementCompletedSchema,
   "agentgate.v1.PolicyRevisionActivated": PolicyRevisionActivatedSchema,
+  "agentgate.v1.WorkerHeartbeat": WorkerHeartbeatSchema,
 } as const satisfies Record<string, DescMessage>;
 
 export type AuditEventType = keyof typeof EVENT_TYPES;

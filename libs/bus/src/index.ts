@@ -10,6 +10,9 @@ export {
   sessionIdOfSubject,
   storeStreamOfSubject,
   TYPE_HEADER,
+  workerSubject,
+  workerToken,
+  workerTokenOfSubject,
 } from "./contract.ts";
 export { BusError, type BusErrorCode } from "./errors.ts";
 export {

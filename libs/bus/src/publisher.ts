@@ -1,7 +1,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createInbox, headers, type Msg, type MsgHdrs } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { AUDIT_STREAM, auditSubject, ensureAuditStream, TYPE_HEADER } from "./contract.ts";
+import { AUDIT_STREAM, auditSubject, ensureAuditStream, TYPE_HEADER, workerSubject } from "./contract.ts";
 import { BusError } from "./errors.ts";
 import { type BusEvent, messageOfEvents } from "./event-types.ts";
 
@@ -28,6 +28,8 @@ export interface AuditPublisher {
    * is the last event's id, so the stream de-duplicates a message sent twice). Resolves when the stream stored it.
    */
   publish(sessionId: string, events: readonly OutgoingEvent[]): Promise<void>;
+  /** Publishes a worker's own event (WorkerHeartbeat) on its worker subject; resolves when the stream stored it. */
+  publishForWorker(workerId: string, event: OutgoingEvent): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -145,22 +147,35 @@ export async function createAuditPublisher(options: AuditPublisherOptions): Prom
   };
 
   let next = 0;
+  const send = (subject: string, events: readonly OutgoingEvent[]): Promise<void> => {
+    if (!connected || nc.isClosed()) {
+      return Promise.reject(new BusError("disconnected", "the audit bus is unreachable (reconnecting)"));
+    }
+    const { typeName, data } = messageOfEvents(events);
+    const token = (next++).toString(36);
+    const h = headers();
+    h.set(TYPE_HEADER, typeName);
+    h.set(MSG_ID_HEADER, events.at(-1)!.eventId);
+    return new Promise<void>((resolve, reject) => {
+      pending.set(token, { resolve, reject, deadline: performance.now() + options.ackTimeoutMs });
+      outbox.push({ token, subject, data, reply: `${inbox}.${token}`, headers: h });
+      if (outbox.length === 1) setImmediate(sendOutbox);
+    });
+  };
   return {
     publish(sessionId, events) {
-      if (!connected || nc.isClosed()) {
-        return Promise.reject(new BusError("disconnected", "the audit bus is unreachable (reconnecting)"));
+      try {
+        return send(auditSubject(sessionId), events);
+      } catch (error) {
+        return Promise.reject(error);
       }
-      const subject = auditSubject(sessionId);
-      const { typeName, data } = messageOfEvents(events);
-      const token = (next++).toString(36);
-      const h = headers();
-      h.set(TYPE_HEADER, typeName);
-      h.set(MSG_ID_HEADER, events.at(-1)!.eventId);
-      return new Promise<void>((resolve, reject) => {
-        pending.set(token, { resolve, reject, deadline: performance.now() + options.ackTimeoutMs });
-        outbox.push({ token, subject, data, reply: `${inbox}.${token}`, headers: h });
-        if (outbox.length === 1) setImmediate(sendOutbox);
-      });
+    },
+    publishForWorker(workerId, event) {
+      try {
+        return send(workerSubject(workerId), [event]);
+      } catch (error) {
+        return Promise.reject(error);
+      }
     },
     async close() {
       // Events still waiting for their ack (a session's end, a statement's outcome) get them before the connection

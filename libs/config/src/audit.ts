@@ -28,6 +28,11 @@ export const auditConfigSchema = z.strictObject({
     .default("audit-ingester"),
   /** Replicas of the audit stream (3 on a JetStream cluster). */
   replicas: z.number().int().min(1).max(5).default(1),
+  /**
+   * How often the audit service looks for proxy workers whose heartbeats stopped (proxy.audit.heartbeatMs) with
+   * sessions open, and records those sessions as ended (worker lost); 0 turns it off.
+   */
+  livenessIntervalMs: z.number().int().min(0).default(5000),
 });
 
 export type AuditConfig = z.infer<typeof auditConfigSchema>;

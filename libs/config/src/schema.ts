@@ -81,6 +81,11 @@ const proxySchema = z.strictObject({
       ackTimeoutMs: z.number().int().min(10).default(2000),
       /** Replicas of the audit stream when the proxy creates it (3 in a cluster). */
       replicas: z.number().int().min(1).max(5).default(1),
+      /**
+       * How often the worker records that it is alive; the audit service ends the open sessions of a worker silent
+       * for three intervals (worker lost).
+       */
+      heartbeatMs: z.number().int().min(100).max(600_000).default(10_000),
     })
     .optional(),
 });

@@ -33,6 +33,7 @@ describe("the audit section of agentgate.yaml", () => {
       publicKey: "./keys/audit.pub",
       durable: "audit-ingester",
       replicas: 1,
+      livenessIntervalMs: 5000,
     });
   });
 

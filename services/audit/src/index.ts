@@ -1,5 +1,6 @@
 export { type AuditConfig, auditConfigSchema, loadAuditConfig, parseAuditConfig } from "./config.ts";
 export { createIngester, type Ingester, type IngesterOptions, type IngesterStats } from "./ingester/ingester.ts";
+export { createLivenessSweeper, type LivenessOptions, type LivenessSweeper } from "./liveness.ts";
 export { createProjector, type Projector, type ProjectorOptions } from "./projections/projector.ts";
 export {
   type ApprovalRecord,

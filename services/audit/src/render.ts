@@ -151,7 +151,10 @@ function renderStatements(session: SessionSummary, statements: StatementRecord[]
   const p = session.principal;
   const groups = p.groups.length > 0 ? ` (${p.groups.map(oneLine).join(", ")})` : "";
   const ended =
-    session.endedAt === null ? "still open" : `ended ${formatTime(session.endedAt)} (${field(session.endReason)})`;
+    session.endedAt === null
+      ? "still open"
+      : `ended ${formatTime(session.endedAt)} (${field(session.endReason)}` +
+        `${session.endDetail === null ? "" : `: ${oneLine(session.endDetail)}`})`;
   const header = [
     `session ${field(session.sessionId)}`,
     `principal ${field(p.subject)}${groups}${p.issuer === null ? "" : ` issued by ${oneLine(p.issuer)}`}`,

@@ -3,6 +3,7 @@ import { createCheckpointSigner, createPostgresEventStore, type PostgresEventSto
 import type { Logger } from "pino";
 import type { AuditConfig } from "./config.ts";
 import { createIngester, type Ingester } from "./ingester/ingester.ts";
+import { createLivenessSweeper } from "./liveness.ts";
 import { createProjector, type Projector } from "./projections/projector.ts";
 
 export interface AuditService {
@@ -38,6 +39,18 @@ export function createAuditService(config: AuditConfig, logger: Logger): AuditSe
     replicas: config.replicas,
     logger: logger.child({ component: "ingester" }),
   });
+  const liveness =
+    config.livenessIntervalMs === 0
+      ? undefined
+      : createLivenessSweeper({
+          connectionString: config.readStore ?? config.store,
+          schema: config.readSchema,
+          eventStore: store,
+          projector,
+          backlog: () => ingester.backlog(),
+          intervalMs: config.livenessIntervalMs,
+          logger: logger.child({ component: "liveness" }),
+        });
   return {
     store,
     ingester,
@@ -45,8 +58,10 @@ export function createAuditService(config: AuditConfig, logger: Logger): AuditSe
     async start() {
       await projector.start();
       await ingester.start();
+      liveness?.start();
     },
     async stop() {
+      await liveness?.stop();
       await ingester.stop();
       await projector.stop();
       await store.close();

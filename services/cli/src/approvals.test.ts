@@ -96,6 +96,7 @@ before(async () => {
     readSchema: "agentgate_read",
     durable: "audit-ingester",
     replicas: 1,
+    livenessIntervalMs: 5000,
   };
   audit = createAuditService(auditConfig, pino({ level: "warn" }));
   await audit.start();

@@ -8,12 +8,13 @@ import {
   SignInRefusedSchema,
   StatementCompletedSchema,
   StatementReceivedSchema,
+  WorkerHeartbeatSchema,
 } from "@agentgate/events";
 import type { Principal } from "@agentgate/identity";
 import { fingerprintOf } from "@agentgate/sql";
 import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
 import { type EventHead, encodeStatementCompleted, encodeStatementReceived } from "./audit-encoding.ts";
 import type { Judgement } from "./enforce/gate.ts";
@@ -248,4 +249,24 @@ export class SessionAudit {
   #head(eventId: string): EventHead {
     return { eventId, occurredAtMs: Date.now(), sessionMeta: this.#sessionMeta() };
   }
+}
+
+/** A worker's heartbeat (WorkerHeartbeat): the audit service ends the open sessions of a worker whose beats stop. */
+export function workerHeartbeat(
+  workerId: string,
+  intervalMs: number,
+  openSessions: number,
+  startedAt: Date,
+): OutgoingEvent {
+  const eventId = randomUUID();
+  const data = toBinary(
+    WorkerHeartbeatSchema,
+    create(WorkerHeartbeatSchema, {
+      meta: { eventId, occurredAt: timestampNow(), workerId },
+      intervalMs,
+      openSessions,
+      startedAt: timestampFromDate(startedAt),
+    }),
+  );
+  return { typeName: WorkerHeartbeatSchema.typeName, eventId, data };
 }

@@ -9,6 +9,7 @@ import { createTokenVerifier, type TokenVerifier } from "@agentgate/identity";
 import { createHasher } from "@agentgate/masking/hmac";
 import { initSqlAnalysis } from "@agentgate/sql";
 import { type Logger, pino } from "pino";
+import { workerHeartbeat } from "./audit.ts";
 import { CancelRegistry } from "./cancel.ts";
 import { type ApprovalPort, createGrpcApprovals } from "./enforce/approvals.ts";
 import { TargetCatalog } from "./enforce/catalog.ts";
@@ -45,6 +46,8 @@ export interface ProxyWorker {
 }
 
 const TERMINATE_GRACE_MS = 1000;
+/** The heartbeat interval when the publisher is given rather than configured (config: proxy.audit.heartbeatMs). */
+const DEFAULT_HEARTBEAT_MS = 10_000;
 
 const delay = (ms: number) => new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), ms).unref());
 
@@ -131,6 +134,20 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
   });
   server.on("error", (error) => logger.error({ err: error }, "listener error"));
 
+  // Liveness for the audit: a worker that dies without ending its sessions is found by its silence.
+  let heartbeat: NodeJS.Timeout | undefined;
+  const startHeartbeat = (bus: AuditPublisher, intervalMs: number) => {
+    const startedAt = new Date();
+    const beat = () => {
+      const event = workerHeartbeat(workerId, intervalMs, sessions.size, startedAt);
+      bus.publishForWorker(workerId, event).catch((error: unknown) => {
+        logger.debug({ err: error }, "worker heartbeat not stored");
+      });
+    };
+    beat();
+    heartbeat = setInterval(beat, intervalMs).unref();
+  };
+
   return {
     workerId,
     get sessionCount() {
@@ -157,6 +174,7 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
         });
       }
       if (publisher === undefined) logger.warn("no audit bus configured: statements are not recorded");
+      else startHeartbeat(publisher, config.proxy.audit?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
       if (policy === undefined) logger.warn("no policy service configured: every statement passes");
       else await initSqlAnalysis();
       const { host, port } = splitHostPort(config.proxy.listen);
@@ -171,6 +189,7 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
       });
     },
     async close({ drainTimeoutMs = config.proxy.drainTimeoutMs } = {}) {
+      clearInterval(heartbeat);
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       shutdown.abort();
       logger.info({ sessions: sessions.size, drainTimeoutMs }, "draining sessions");

@@ -52,6 +52,11 @@ export interface Ingester {
   /** Stops pulling; messages not yet stored are handed back (nak) and stay in JetStream. */
   stop(): Promise<void>;
   stats(): IngesterStats;
+  /**
+   * Messages on the bus that are not stored yet (pending and unacknowledged, from the consumer's info); throws while
+   * the ingester is not connected.
+   */
+  backlog(): Promise<number>;
 }
 
 /**
@@ -77,6 +82,7 @@ export function createIngester(options: IngesterOptions): Ingester {
     stopping.signal.addEventListener("abort", () => resolve(), { once: true }),
   );
   let nc: NatsConnection | undefined;
+  let manager: JetStreamManager | undefined;
   let running: Promise<void> | undefined;
   // Whether what the server has delivered may differ from what we handled: check before the next pull.
   let suspect = true;
@@ -238,6 +244,7 @@ export function createIngester(options: IngesterOptions): Ingester {
       });
       void watchConnection(nc).catch(() => undefined);
       const jsm = await jetstreamManager(nc);
+      manager = jsm;
       await ensureAuditStream(jsm, { replicas: options.replicas ?? 1 });
       await ensureConsumer(jsm, settings);
       logger.info({ durable: settings.durable, batch }, "audit ingester started");
@@ -251,6 +258,11 @@ export function createIngester(options: IngesterOptions): Ingester {
       logger.info(stats, "audit ingester stopped");
     },
     stats: () => ({ ...stats }),
+    async backlog() {
+      if (manager === undefined || nc === undefined || nc.isClosed()) throw new Error("the ingester is not connected");
+      const info = await manager.consumers.info(AUDIT_STREAM, settings.durable);
+      return info.num_pending + info.num_ack_pending;
+    },
   };
 }
 

@@ -5,6 +5,8 @@ import {
   metaOf,
   sessionIdOfSubject,
   storeStreamOfSubject,
+  workerToken,
+  workerTokenOfSubject,
 } from "@agentgate/bus";
 import type { EventToAppend } from "@agentgate/eventstore";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
@@ -21,7 +23,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 export function toStoreEvents(subject: string, typeName: string | undefined, data: Uint8Array): StoreEventsOrPoison {
   const stream = storeStreamOfSubject(subject);
-  if (stream === undefined) return { ok: false, reason: "the subject names no session" };
+  if (stream === undefined) return { ok: false, reason: "the subject names no session, worker or policy" };
   if (typeName === undefined || typeName === "") return { ok: false, reason: "no Agentgate-Type header" };
   let entries: ReturnType<typeof eventsOfMessage>;
   try {
@@ -56,6 +58,13 @@ function toStoreEvent(
   const sessionId = sessionIdOfSubject(subject);
   if (sessionId !== undefined && meta.sessionId !== sessionId) {
     return { ok: false, reason: "meta.session_id is not the subject's session" };
+  }
+  const worker = workerTokenOfSubject(subject);
+  if (worker !== undefined) {
+    if (typeName !== "agentgate.v1.WorkerHeartbeat") return { ok: false, reason: `${typeName} on a worker subject` };
+    if (meta.workerId === "" || workerToken(meta.workerId) !== worker) {
+      return { ok: false, reason: "meta.worker_id is not the subject's worker" };
+    }
   }
   const occurredAt = timestampDate(meta.occurredAt);
   if (Number.isNaN(occurredAt.getTime())) return { ok: false, reason: "meta.occurred_at is out of range" };

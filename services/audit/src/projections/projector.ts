@@ -13,7 +13,7 @@ import {
   readModelNames,
   resetReadModel,
 } from "./schema.ts";
-import { sessionEnded, sessionStarted } from "./sessions.ts";
+import { sessionEnded, sessionStarted, workerHeartbeat } from "./sessions.ts";
 import { statementCompleted, statementReceived } from "./statements.ts";
 
 export interface ProjectorOptions {
@@ -46,7 +46,8 @@ export interface Projector {
 /**
  * The read models (sessions, statements) in PostgreSQL, built from the event store's global log. Each batch of
  * events and the checkpoint move in one transaction, so a crash never applies an event twice or skips one.
- * The session worker_lost rule (decision 1) is not here yet: it needs worker liveness on the bus.
+ * Workers' heartbeats go to the workers table; a worker lost is recorded as SessionEnded events by the audit
+ * service's liveness sweeper (sweeper.ts), which the sessions table then shows like any other end.
  */
 export function createProjector(options: ProjectorOptions): Projector {
   const names = readModelNames(options.schema ?? DEFAULT_READ_SCHEMA);
@@ -218,6 +219,18 @@ export function createProjector(options: ProjectorOptions): Projector {
 
 async function apply(client: pg.ClientBase, names: ReadModelNames, event: RecordedEvent, logger: Logger) {
   if (event.stream.startsWith(APPROVAL_STREAM_PREFIX)) return applyApprovalEvent(client, names, event);
+  if (event.stream.startsWith("worker-") && event.type === "agentgate.v1.WorkerHeartbeat") {
+    try {
+      const heartbeat = decodeEvent(event.type, event.data);
+      if (heartbeat.$typeName === "agentgate.v1.WorkerHeartbeat") {
+        await workerHeartbeat(client, names, heartbeat, event.occurredAt);
+      }
+    } catch (error) {
+      if (!(error instanceof BusError)) throw error;
+      logger.warn({ position: event.position, reason: error.message }, "event skipped by the read models");
+    }
+    return;
+  }
   if (!event.stream.startsWith("session-")) return;
   const sessionId = event.stream.slice("session-".length);
   let decoded: AuditEvent;

@@ -12,6 +12,7 @@ export interface ReadModelNames {
   sessions: string;
   statements: string;
   approvals: string;
+  workers: string;
   checkpoints: string;
   /** Serialises migrations and rebuilds of this schema. */
   lockKey: bigint;
@@ -29,6 +30,7 @@ export function readModelNames(schema: string = DEFAULT_READ_SCHEMA): ReadModelN
     sessions: `${q}.sessions`,
     statements: `${q}.statements`,
     approvals: `${q}.approvals`,
+    workers: `${q}.workers`,
     checkpoints: `${q}.projection_checkpoints`,
     lockKey: createHash("sha256").update(`agentgate.read:${schema}`).digest().readBigInt64BE(0),
   };
@@ -102,6 +104,14 @@ function tablesSql(n: ReadModelNames): string {
       ended_reason       text
     );
     CREATE INDEX IF NOT EXISTS approvals_session ON ${n.approvals} (session_id, requested_at);
+    CREATE TABLE IF NOT EXISTS ${n.workers} (
+      worker_id      text PRIMARY KEY,
+      last_heartbeat timestamptz NOT NULL,
+      interval_ms    integer NOT NULL,
+      open_sessions  integer NOT NULL DEFAULT 0,
+      started_at     timestamptz
+    );
+    CREATE INDEX IF NOT EXISTS sessions_open_by_worker ON ${n.sessions} (worker_id) WHERE ended_at IS NULL;
   `;
 }
 
@@ -126,7 +136,7 @@ export async function migrateReadModel(client: pg.ClientBase, n: ReadModelNames)
 export async function resetReadModel(client: pg.ClientBase, n: ReadModelNames): Promise<void> {
   await migrateReadModel(client, n);
   await inLockedTransaction(client, n, async () => {
-    await client.query(`DROP TABLE IF EXISTS ${n.sessions}, ${n.statements}, ${n.approvals}`);
+    await client.query(`DROP TABLE IF EXISTS ${n.sessions}, ${n.statements}, ${n.approvals}, ${n.workers}`);
     await client.query(tablesSql(n));
     await client.query(`UPDATE ${n.checkpoints} SET position = 0, updated_at = now() WHERE name = $1`, [
       READ_MODEL_PROJECTION,

@@ -1,4 +1,11 @@
-import { type EventMeta, type SessionEnded, SessionEndReason, type SessionStarted } from "@agentgate/events";
+import {
+  type EventMeta,
+  type SessionEnded,
+  SessionEndReason,
+  type SessionStarted,
+  type WorkerHeartbeat,
+} from "@agentgate/events";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type pg from "pg";
 import type { ReadModelNames } from "./schema.ts";
 
@@ -88,6 +95,33 @@ export async function sessionEnded(
     endReasonName(event.reason),
     text(event.detail),
   ]);
+}
+
+/** A worker's heartbeat: when it was last heard of (heartbeats may be stored out of order: the newest stays). */
+export async function workerHeartbeat(
+  client: pg.ClientBase,
+  n: ReadModelNames,
+  event: WorkerHeartbeat,
+  occurredAt: Date,
+): Promise<void> {
+  const workerId = event.meta?.workerId ?? "";
+  if (workerId === "") return;
+  // The newest heartbeat is the worker's state; an older one arriving late changes nothing.
+  await client.query(
+    `INSERT INTO ${n.workers} AS w (worker_id, last_heartbeat, interval_ms, open_sessions, started_at)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (worker_id) DO UPDATE SET
+       last_heartbeat = EXCLUDED.last_heartbeat, interval_ms = EXCLUDED.interval_ms,
+       open_sessions = EXCLUDED.open_sessions, started_at = EXCLUDED.started_at
+     WHERE EXCLUDED.last_heartbeat >= w.last_heartbeat`,
+    [
+      workerId,
+      occurredAt,
+      event.intervalMs,
+      event.openSessions,
+      event.startedAt === undefined ? null : timestampDate(event.startedAt),
+    ],
+  );
 }
 
 /** "client_closed" for SESSION_END_REASON_CLIENT_CLOSED. */

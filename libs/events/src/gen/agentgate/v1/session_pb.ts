@@ -6,13 +6,15 @@ import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2"
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EventMeta } from "./common_pb.ts";
 import { file_agentgate_v1_common } from "./common_pb.ts";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file agentgate/v1/session.proto.
  */
 export const file_agentgate_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("ChphZ2VudGdhdGUvdjEvc2Vzc2lvbi5wcm90bxIMYWdlbnRnYXRlLnYxInYKDlNlc3Npb25TdGFydGVkEiUKBG1ldGEYASABKAsyFy5hZ2VudGdhdGUudjEuRXZlbnRNZXRhEhYKDmNsaWVudF9hZGRyZXNzGAIgASgJEhgKEGFwcGxpY2F0aW9uX25hbWUYAyABKAkSCwoDdGxzGAQgASgIInUKDFNlc3Npb25FbmRlZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRIuCgZyZWFzb24YAiABKA4yHi5hZ2VudGdhdGUudjEuU2Vzc2lvbkVuZFJlYXNvbhIOCgZkZXRhaWwYAyABKAkquwIKEFNlc3Npb25FbmRSZWFzb24SIgoeU0VTU0lPTl9FTkRfUkVBU09OX1VOU1BFQ0lGSUVEEAASJAogU0VTU0lPTl9FTkRfUkVBU09OX0NMSUVOVF9DTE9TRUQQARImCiJTRVNTSU9OX0VORF9SRUFTT05fVVBTVFJFQU1fQ0xPU0VEEAISJQohU0VTU0lPTl9FTkRfUkVBU09OX1BST1RPQ09MX0VSUk9SEAMSHwobU0VTU0lPTl9FTkRfUkVBU09OX1NIVVRET1dOEAQSJAogU0VTU0lPTl9FTkRfUkVBU09OX1RPS0VOX0VYUElSRUQQBRIjCh9TRVNTSU9OX0VORF9SRUFTT05fSURMRV9USU1FT1VUEAYSIgoeU0VTU0lPTl9FTkRfUkVBU09OX1dPUktFUl9MT1NUEAdiBnByb3RvMw", [file_agentgate_v1_common]);
+  fileDesc("ChphZ2VudGdhdGUvdjEvc2Vzc2lvbi5wcm90bxIMYWdlbnRnYXRlLnYxInYKDlNlc3Npb25TdGFydGVkEiUKBG1ldGEYASABKAsyFy5hZ2VudGdhdGUudjEuRXZlbnRNZXRhEhYKDmNsaWVudF9hZGRyZXNzGAIgASgJEhgKEGFwcGxpY2F0aW9uX25hbWUYAyABKAkSCwoDdGxzGAQgASgIInUKDFNlc3Npb25FbmRlZBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRIuCgZyZWFzb24YAiABKA4yHi5hZ2VudGdhdGUudjEuU2Vzc2lvbkVuZFJlYXNvbhIOCgZkZXRhaWwYAyABKAkilAEKD1dvcmtlckhlYXJ0YmVhdBIlCgRtZXRhGAEgASgLMhcuYWdlbnRnYXRlLnYxLkV2ZW50TWV0YRITCgtpbnRlcnZhbF9tcxgCIAEoDRIVCg1vcGVuX3Nlc3Npb25zGAMgASgNEi4KCnN0YXJ0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKrsCChBTZXNzaW9uRW5kUmVhc29uEiIKHlNFU1NJT05fRU5EX1JFQVNPTl9VTlNQRUNJRklFRBAAEiQKIFNFU1NJT05fRU5EX1JFQVNPTl9DTElFTlRfQ0xPU0VEEAESJgoiU0VTU0lPTl9FTkRfUkVBU09OX1VQU1RSRUFNX0NMT1NFRBACEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9QUk9UT0NPTF9FUlJPUhADEh8KG1NFU1NJT05fRU5EX1JFQVNPTl9TSFVURE9XThAEEiQKIFNFU1NJT05fRU5EX1JFQVNPTl9UT0tFTl9FWFBJUkVEEAUSIwofU0VTU0lPTl9FTkRfUkVBU09OX0lETEVfVElNRU9VVBAGEiIKHlNFU1NJT05fRU5EX1JFQVNPTl9XT1JLRVJfTE9TVBAHYgZwcm90bzM", [file_agentgate_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * A client completed the startup handshake and the upstream session is open.
@@ -80,6 +82,49 @@ export const SessionEndedSchema: GenMessage<SessionEnded> = /*@__PURE__*/
   messageDesc(file_agentgate_v1_session, 1);
 
 /**
+ * A proxy worker is alive: sent every interval_ms while it runs, on the worker's own subject. When a worker's
+ * heartbeats stop with sessions still open, the audit service records SessionEnded (SESSION_END_REASON_WORKER_LOST)
+ * for each of them.
+ *
+ * @generated from message agentgate.v1.WorkerHeartbeat
+ */
+export type WorkerHeartbeat = Message<"agentgate.v1.WorkerHeartbeat"> & {
+  /**
+   * @generated from field: agentgate.v1.EventMeta meta = 1;
+   */
+  meta?: EventMeta | undefined;
+
+  /**
+   * The time to the next heartbeat.
+   *
+   * @generated from field: uint32 interval_ms = 2;
+   */
+  intervalMs: number;
+
+  /**
+   * Sessions open on the worker when it was sent.
+   *
+   * @generated from field: uint32 open_sessions = 3;
+   */
+  openSessions: number;
+
+  /**
+   * When this run of the worker started: open sessions that began before it belong to a run that ended without
+   * ending them (a worker restarted under the same id).
+   *
+   * @generated from field: google.protobuf.Timestamp started_at = 4;
+   */
+  startedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message agentgate.v1.WorkerHeartbeat.
+ * Use `create(WorkerHeartbeatSchema)` to create a new message.
+ */
+export const WorkerHeartbeatSchema: GenMessage<WorkerHeartbeat> = /*@__PURE__*/
+  messageDesc(file_agentgate_v1_session, 2);
+
+/**
  * Why a session ended.
  *
  * @generated from enum agentgate.v1.SessionEndReason
@@ -133,7 +178,8 @@ export enum SessionEndReason {
   IDLE_TIMEOUT = 6,
 
   /**
-   * The worker disappeared; set by projections, never by a worker.
+   * The worker disappeared (its heartbeats stopped) with the session open; recorded by the audit service, never by
+   * a worker.
    *
    * @generated from enum value: SESSION_END_REASON_WORKER_LOST = 7;
    */

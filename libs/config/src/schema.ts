@@ -13,7 +13,10 @@ const tlsFiles = z.strictObject({ cert: z.string().min(1), key: z.string().min(1
 const proxySchema = z.strictObject({
   listen: hostPort.default("127.0.0.1:6432"),
   tls: tlsFiles.optional(),
-  /** Names this worker in logs and events; defaults to hostname:pid. */
+  /**
+   * Names this worker in logs and events; defaults to hostname:pid. Unique per running process: the audit service
+   * takes a heartbeat from a later start under the same id as the end of the earlier one (its sessions: worker lost).
+   */
   workerId: z.string().min(1).optional(),
   /** Largest protocol message accepted in either direction, in bytes. */
   maxMessageSize: z

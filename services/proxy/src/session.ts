@@ -641,7 +641,9 @@ export class ClientSession {
       this.#goodbye(asGatewayError(error), "protocol_error");
       return;
     }
-    this.#flushToUpstream();
+    // While a statement waits for its audit record, what was forwarded before it (a Parse) goes with it in one write
+    // once the record is stored; a wait for a policy decision flushes it at once instead (see #route).
+    if (!this.#deciding) this.#flushToUpstream();
   }
 
   #onClientMessage = (type: number, message: Buffer): void => {

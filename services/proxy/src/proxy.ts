@@ -137,6 +137,7 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
   // Liveness for the audit: a worker that dies without ending its sessions is found by its silence.
   let heartbeat: NodeJS.Timeout | undefined;
   const startHeartbeat = (bus: AuditPublisher, intervalMs: number) => {
+    if (heartbeat !== undefined) return;
     const startedAt = new Date();
     const beat = () => {
       const event = workerHeartbeat(workerId, intervalMs, sessions.size, startedAt);
@@ -189,7 +190,6 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
       });
     },
     async close({ drainTimeoutMs = config.proxy.drainTimeoutMs } = {}) {
-      clearInterval(heartbeat);
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       shutdown.abort();
       logger.info({ sessions: sessions.size, drainTimeoutMs }, "draining sessions");
@@ -205,6 +205,8 @@ export function createProxy(options: ProxyOptions): ProxyWorker {
         }
       }
       await stopped;
+      // Beats until its sessions have ended (a long drain must not look like a lost worker).
+      clearInterval(heartbeat);
       policy?.close();
       approvals?.port.close();
       if (options.publisher === undefined) await publisher?.close();

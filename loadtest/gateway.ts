@@ -1,8 +1,8 @@
 import { closeSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, spawnServer } from "@agentgate/testkit";
-import { makeTempDir, type Server, stopChild, tail, waitForPort } from "./processes.ts";
+import { freePort, spawnServer, waitForPort } from "@agentgate/testkit";
+import { makeTempDir, type Server, stopChild, tail } from "./processes.ts";
 
 /** The CLI that runs the gateway; the benchmark skips the gateway when it is not there yet. */
 export const gatewayEntry = fileURLToPath(new URL("../services/cli/bin/agentgate.js", import.meta.url));
@@ -52,7 +52,7 @@ export async function startGateway(
     });
     closeSync(log);
     try {
-      await waitForPort("127.0.0.1", port, child, "agentgate proxy");
+      await waitForPort(port, child, "agentgate proxy");
     } catch (error) {
       await stopChild(child);
       throw new Error(`agentgate proxy did not start; log:\n${tail(logPath)}`, { cause: error });

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { chownToServerUser, freePort, spawnServer } from "@agentgate/testkit";
-import { makeTempDir, type Server, stopChild, tail, waitForPort } from "./processes.ts";
+import { chownToServerUser, freePort, spawnServer, waitForPort } from "@agentgate/testkit";
+import { makeTempDir, type Server, stopChild, tail } from "./processes.ts";
 
 export const pgbouncerHint =
   "install PgBouncer: apt-get install -y pgbouncer (Debian/Ubuntu) or brew install pgbouncer";
@@ -59,7 +59,7 @@ export async function startPgbouncer(options: PgbouncerOptions): Promise<Server>
     chownToServerUser(dir, iniPath, userlistPath);
     const child = spawnServer(options.binary, [iniPath], { stdio: "ignore" });
     try {
-      await waitForPort("127.0.0.1", port, child, "pgbouncer");
+      await waitForPort(port, child, "pgbouncer");
     } catch (error) {
       await stopChild(child);
       throw new Error(`pgbouncer did not start; log:\n${tail(join(dir, "pgbouncer.log"))}`, { cause: error });

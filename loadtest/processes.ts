@@ -1,9 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 
 /** A running server the benchmark can point pgbench at. */
 export interface Server {
@@ -25,35 +23,8 @@ export function makeTempDir(prefix: string): { path: string; remove(): void } {
   return { path, remove };
 }
 
-function accepts(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host, port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
-
 function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
-}
-
-/** Waits until `host:port` accepts TCP connections; fails early when `child` exits first. */
-export async function waitForPort(
-  host: string,
-  port: number,
-  child: ChildProcess,
-  what: string,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (exited(child)) throw new Error(`${what} exited (code ${child.exitCode}, signal ${child.signalCode})`);
-    if (await accepts(host, port)) return;
-    await sleep(100);
-  }
-  throw new Error(`${what} did not listen on ${host}:${port} within ${timeoutMs} ms`);
 }
 
 /** SIGTERM, then SIGKILL when the process has not exited after `graceMs`. */

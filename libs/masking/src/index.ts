@@ -9,7 +9,7 @@ export {
   redactText,
 } from "./detectors.ts";
 export { MaskingError, type MaskingErrorCode, type MaskRulesIssue } from "./errors.ts";
-export { createHasher, type Hasher, sha256 } from "./hmac.ts";
+export { createHasher, type Hasher } from "./hmac.ts";
 export {
   type ColumnLineage,
   type ColumnSource,

@@ -10,7 +10,7 @@ export {
   type OidcSignOptions,
   startOidcProvider,
 } from "./oidc.ts";
-export { freePort } from "./ports.ts";
+export { acceptsConnections, freePort, waitForPort } from "./ports.ts";
 export { type PostgresAuth, type PostgresInstance, type PostgresOptions, startPostgres } from "./postgres.ts";
 export type { PostgresClientOps, PostgresCoordinates } from "./postgres-client.ts";
 export {

@@ -27,3 +27,24 @@ export function acceptsConnections(port: number, timeoutMs = 1_000): Promise<boo
     socket.once("error", () => done(false));
   });
 }
+
+/**
+ * Waits until 127.0.0.1:port accepts TCP connections; fails early when `child` exits first, and after `timeoutMs`.
+ * `what` names the process in the errors.
+ */
+export async function waitForPort(
+  port: number,
+  child: { exitCode: number | null; signalCode: NodeJS.Signals | null },
+  what: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${what} exited (code ${child.exitCode}, signal ${child.signalCode})`);
+    }
+    if (await acceptsConnections(port)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${what} did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
+}

@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { connect as connectTcp } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -22,6 +21,7 @@ import {
   spawnServer,
   startNats,
   startOidcProvider,
+  waitForPort,
 } from "@agentgate/testkit";
 import pg from "pg";
 import { pino } from "pino";
@@ -33,24 +33,6 @@ const dir = mkdtempSync(join(tmpdir(), "agentgate-worker-lost-"));
 interface Proxy {
   port: number;
   child: ChildProcess;
-}
-
-async function waitForPort(port: number, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`agentgate proxy exited with ${child.exitCode}`);
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connectTcp({ host: "127.0.0.1", port });
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once("error", () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error("agentgate proxy did not start listening");
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe("a proxy worker that dies with sessions open", { timeout: 120_000 }, () => {
@@ -91,7 +73,7 @@ describe("a proxy worker that dies with sessions open", { timeout: 120_000 }, ()
       stdio: "ignore",
     });
     proxies.push(child);
-    await waitForPort(port, child);
+    await waitForPort(port, child, "agentgate proxy");
     return { port, child };
   }
 

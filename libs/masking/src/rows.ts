@@ -196,6 +196,19 @@ class Edits {
 
 const DATA_ROW = 0x44;
 
+/** The column count of a whole DataRow message, checked against the plan's. */
+function columnCount(message: Buffer, planned: number): number {
+  const size = message.length;
+  if (size < 7 || message[0] !== DATA_ROW || readInt32(message, 1) !== size - 1) {
+    throw new MaskingError("malformed_message", "not a whole DataRow message");
+  }
+  const count = (message[5]! << 8) | message[6]!;
+  if (count !== planned) {
+    throw new MaskingError("plan_mismatch", `a DataRow of ${count} columns for a plan of ${planned}`);
+  }
+  return count;
+}
+
 /** The digest bytes `hash` shows for a string, as hex. */
 const HASH_BYTES = 8;
 
@@ -203,13 +216,7 @@ function maskDataRowWith(message: Buffer, compiled: Compiled, hasher: Hasher, ma
   if (compiled.maxGrowth >= 0) return maskDataRowInPlace(message, compiled, hasher, masked);
   const { cells, fixed, edits } = compiled;
   const size = message.length;
-  if (size < 7 || message[0] !== DATA_ROW || readInt32(message, 1) !== size - 1) {
-    throw new MaskingError("malformed_message", "not a whole DataRow message");
-  }
-  const count = (message[5]! << 8) | message[6]!;
-  if (count !== cells.length) {
-    throw new MaskingError("plan_mismatch", `a DataRow of ${count} columns for a plan of ${cells.length}`);
-  }
+  const count = columnCount(message, cells.length);
   edits.clear();
   let at = 7;
   let grow = 0;
@@ -267,13 +274,7 @@ function maskDataRowWith(message: Buffer, compiled: Compiled, hasher: Hasher, ma
 function maskDataRowInPlace(message: Buffer, compiled: Compiled, hasher: Hasher, masked: number[]): Buffer {
   const { cells, fixed, inPlace } = compiled;
   const size = message.length;
-  if (size < 7 || message[0] !== DATA_ROW || readInt32(message, 1) !== size - 1) {
-    throw new MaskingError("malformed_message", "not a whole DataRow message");
-  }
-  const count = (message[5]! << 8) | message[6]!;
-  if (count !== cells.length) {
-    throw new MaskingError("plan_mismatch", `a DataRow of ${count} columns for a plan of ${cells.length}`);
-  }
+  const count = columnCount(message, cells.length);
   const out = reserveOutput(size + compiled.maxGrowth);
   const base = slabUsed;
   out.set(message, base);

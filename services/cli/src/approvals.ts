@@ -106,6 +106,28 @@ options:
   --config FILE       agentgate.yaml (default: AGENTGATE_CONFIG)
 `;
 
+/**
+ * The approval service named by --address, AGENTGATE_APPROVAL_ADDRESS or the config's approval.listen, and the
+ * caller's bearer token (--token or AGENTGATE_TOKEN) for the calls that act as someone.
+ */
+function connect(values: { address?: string; token?: string; config?: string }) {
+  const file = values.config ?? process.env.AGENTGATE_CONFIG;
+  const address =
+    values.address ??
+    process.env.AGENTGATE_APPROVAL_ADDRESS ??
+    (file === undefined ? undefined : loadSections(file).approval?.listen);
+  if (address === undefined) throw new UsageError("no approval service: pass --address HOST:PORT or --config FILE");
+  const client = createClient(ApprovalService, address, { deadlineMs: 10_000 });
+  const credentials = () => {
+    const token = values.token ?? process.env.AGENTGATE_TOKEN;
+    if (token === undefined || token === "") throw new UsageError("no token: pass --token or set AGENTGATE_TOKEN");
+    const metadata = new Metadata();
+    metadata.set("authorization", `Bearer ${token}`);
+    return { metadata };
+  };
+  return { client, credentials };
+}
+
 /** `agentgate approvals ...`: the approvers' CLI. */
 export async function runApprovals(args: string[], io: Io = STDIO): Promise<number> {
   const [subcommand, ...rest] = args;
@@ -120,25 +142,11 @@ export async function runApprovals(args: string[], io: Io = STDIO): Promise<numb
     token: { type: "string" },
     config: { type: "string", short: "c" },
   });
-  const file = values.config ?? process.env.AGENTGATE_CONFIG;
-  const address =
-    values.address ??
-    process.env.AGENTGATE_APPROVAL_ADDRESS ??
-    (file === undefined ? undefined : loadSections(file).approval?.listen);
-  if (address === undefined) throw new UsageError("no approval service: pass --address HOST:PORT or --config FILE");
-  const client = createClient(ApprovalService, address, { deadlineMs: 10_000 });
+  const { client, credentials } = connect(values);
   const id = positionals[0];
   const needId = () => {
     if (id === undefined) throw new UsageError(`${subcommand} needs an approval id`);
     return id;
-  };
-  const credentials = () => {
-    const token = values.token ?? process.env.AGENTGATE_TOKEN;
-    if (token === undefined || token === "")
-      throw new UsageError("no approver token: pass --token or set AGENTGATE_TOKEN");
-    const metadata = new Metadata();
-    metadata.set("authorization", `Bearer ${token}`);
-    return { metadata };
   };
   try {
     switch (subcommand) {
@@ -267,16 +275,7 @@ export async function runGrants(args: string[], io: Io = STDIO): Promise<number>
     token: { type: "string" },
     config: { type: "string", short: "c" },
   });
-  const file = values.config ?? process.env.AGENTGATE_CONFIG;
-  const address =
-    values.address ??
-    process.env.AGENTGATE_APPROVAL_ADDRESS ??
-    (file === undefined ? undefined : loadSections(file).approval?.listen);
-  if (address === undefined) throw new UsageError("no approval service: pass --address HOST:PORT or --config FILE");
-  const token = values.token ?? process.env.AGENTGATE_TOKEN;
-  const metadata = new Metadata();
-  if (token !== undefined && token !== "") metadata.set("authorization", `Bearer ${token}`);
-  const client = createClient(ApprovalService, address, { deadlineMs: 10_000 });
+  const { client, credentials } = connect(values);
   try {
     switch (subcommand) {
       case "request": {
@@ -290,7 +289,7 @@ export async function runGrants(args: string[], io: Io = STDIO): Promise<number>
           throw new UsageError("request needs --target and --classes");
         const approval = await client.requestGrant(
           { target: String(values.target), classes, seconds: minutes * 60, reason: String(values.reason ?? "") },
-          { metadata },
+          credentials(),
         );
         io.out.write(`grant requested: approval ${approval.id} (approvers: ${approval.approverGroups.join(", ")})\n`);
         return 0;
@@ -309,7 +308,7 @@ export async function runGrants(args: string[], io: Io = STDIO): Promise<number>
       case "revoke": {
         const id = positionals[0];
         if (id === undefined) throw new UsageError("revoke needs a grant id");
-        await client.revokeGrant({ id, reason: String(values.reason ?? "") }, { metadata });
+        await client.revokeGrant({ id, reason: String(values.reason ?? "") }, credentials());
         io.out.write(`grant ${id} revoked\n`);
         return 0;
       }

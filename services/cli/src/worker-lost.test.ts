@@ -168,8 +168,13 @@ describe("a proxy worker that dies with sessions open", { timeout: 120_000 }, ()
     );
     const [row] = await sessionsOf("worker-doomed");
     assert.match(row!.end_detail, /^worker worker-doomed sent no heartbeat after /);
-    // Three intervals of silence: not before 600 ms after the last heartbeat, which came at most 200 ms before the kill.
-    assert.ok(row!.ended_at!.getTime() >= killedAt - 200 + 600 - 50, "ended after three missed heartbeats");
+    // The end is dated when the silence reached three intervals: the last heartbeat (before the kill) plus 600 ms.
+    const { rows: beats } = await readDb.query<{ last_heartbeat: Date }>(
+      "SELECT last_heartbeat FROM agentgate_read.workers WHERE worker_id = 'worker-doomed'",
+    );
+    const lastBeat = beats[0]!.last_heartbeat.getTime();
+    assert.ok(lastBeat <= killedAt, "the last heartbeat came before the kill");
+    assert.equal(row!.ended_at!.getTime(), lastBeat + 600);
     // The loss is an event in the session's stream of the tamper-evident store, not only a read-model row.
     const events = await streamOf(row!.session_id);
     const last = events.at(-1)!;
@@ -246,6 +251,19 @@ describe("a proxy worker that dies with sessions open", { timeout: 120_000 }, ()
         return bus.state === "backlog" ? 5 : 0;
       },
     });
+    // Silence alone: healthy from before the last heartbeat, nothing until three intervals (180 s) have passed.
+    const watcher = createLivenessSweeper({
+      connectionString: database.db.url,
+      eventStore: service.store,
+      projector: service.projector,
+      backlog: async () => 0,
+    });
+    try {
+      assert.equal(await watcher.sweep(new Date(last - 1000)), 0);
+      assert.equal(await watcher.sweep(new Date(last + 179_999)), 0, "silent for less than three intervals");
+    } finally {
+      await watcher.stop();
+    }
     try {
       const t1 = last + 200_000; // long silent, as every worker is after a bus outage
       await assert.rejects(sweeper.sweep(new Date(t1)), /the bus is down/);

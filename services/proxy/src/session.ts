@@ -666,7 +666,9 @@ export class ClientSession {
       gate !== undefined && StatementGate.decides(type)
         ? gate.check(type, message, AbortSignal.any([this.#sessionAbort.signal, this.#holdCancel.signal]))
         : undefined;
-    if (type === Frontend.FunctionCall && this.#tracker !== undefined) verdict = FUNCTION_CALL_REFUSAL;
+    if (type === Frontend.FunctionCall && (gate !== undefined || this.#audit !== undefined)) {
+      verdict = FUNCTION_CALL_REFUSAL;
+    }
     if (this.#masking !== undefined && (type === Frontend.Query || type === Frontend.Parse)) {
       verdict =
         verdict instanceof Promise

@@ -7,5 +7,6 @@ export type {
   FunctionCatalog,
   StatementAnalysis,
   StatementFlags,
+  TransactionControl,
 } from "./types.ts";
 export { PROTECTED_SETTINGS } from "./walk.ts";

@@ -15,9 +15,13 @@ import type {
 } from "libpg-query";
 import type { StatementClass } from "./classes.ts";
 import { type Context, mergeFacts, newFacts, type Scope } from "./facts.ts";
+import type { TransactionControl } from "./types.ts";
 import { changesSetting, dotted, nodeTag, relation, visit, visitWrapped } from "./walk.ts";
 
 type Payload = Record<string, unknown>;
+
+/** DeclareCursorStmt.options: WITH HOLD (parsenodes.h). */
+const CURSOR_OPT_HOLD = 0x0020;
 
 /** Statement kinds whose class is all there is to say (beyond the relations and expressions walked below). */
 const FIXED: ReadonlyMap<string, readonly StatementClass[]> = new Map<string, readonly StatementClass[]>([
@@ -174,6 +178,7 @@ export function statement(tag: string, payload: Payload, cx: Context, scope: Sco
     case "DeclareCursorStmt":
       // A cursor does what its query does; FETCH then only reads.
       facts.classes.add("read");
+      if (((payload.options as number | undefined) ?? 0) & CURSOR_OPT_HOLD) facts.flags.holdCursor = true;
       visit(payload.query, cx, scope);
       return;
     case "CopyStmt":
@@ -353,6 +358,8 @@ function call(payload: Payload, cx: Context, scope: Scope | undefined): void {
 
 function transaction(stmt: TransactionStmt, cx: Context): void {
   cx.facts.classes.add("transaction");
+  const control = transactionControl(stmt);
+  if (control !== undefined) cx.facts.flags.transaction = control;
   switch (stmt.kind) {
     case "TRANS_STMT_BEGIN":
     case "TRANS_STMT_START":
@@ -369,15 +376,44 @@ function transaction(stmt: TransactionStmt, cx: Context): void {
   }
 }
 
+const CONTROL_KINDS: Readonly<Record<string, TransactionControl["kind"]>> = {
+  TRANS_STMT_BEGIN: "begin",
+  TRANS_STMT_START: "begin",
+  TRANS_STMT_COMMIT: "commit",
+  TRANS_STMT_ROLLBACK: "rollback",
+  TRANS_STMT_SAVEPOINT: "savepoint",
+  TRANS_STMT_RELEASE: "release",
+  TRANS_STMT_ROLLBACK_TO: "rollback_to",
+  TRANS_STMT_PREPARE: "prepare",
+  TRANS_STMT_COMMIT_PREPARED: "prepared",
+  TRANS_STMT_ROLLBACK_PREPARED: "prepared",
+};
+
+function transactionControl(stmt: TransactionStmt): TransactionControl | undefined {
+  const kind = stmt.kind === undefined ? undefined : CONTROL_KINDS[stmt.kind];
+  if (kind === undefined) return undefined;
+  const control: TransactionControl = { kind };
+  if (stmt.savepoint_name !== undefined) control.savepoint = stmt.savepoint_name;
+  if (stmt.chain === true) control.chain = true;
+  const readOnly = transactionReadOnly(stmt.options);
+  if (readOnly !== undefined) control.readOnly = readOnly;
+  return control;
+}
+
 /** Whether transaction options say READ WRITE (transaction_read_only = 0). */
 function readWrite(options: readonly Node[] | undefined): boolean {
+  return transactionReadOnly(options) === false;
+}
+
+/** READ ONLY (true), READ WRITE (false), or nothing said (undefined). */
+function transactionReadOnly(options: readonly Node[] | undefined): boolean | undefined {
   for (const node of options ?? []) {
     const def = (node as { DefElem?: DefElem }).DefElem;
     if (def?.defname !== "transaction_read_only") continue;
     const value = (def.arg as { A_Const?: { ival?: { ival?: number } } } | undefined)?.A_Const?.ival?.ival;
-    return value !== 1;
+    return value === 1;
   }
-  return false;
+  return undefined;
 }
 
 function variableSet(stmt: VariableSetStmt, cx: Context): void {

@@ -26,6 +26,22 @@ export interface StatementFlags {
   execute?: string;
   /** Functions that are neither PostgreSQL built-ins nor judged by the catalog; each counts as a write. */
   unknownFunctions?: string[];
+  /** Transaction control (BEGIN, COMMIT, SAVEPOINT ...): what it does to the transaction block. */
+  transaction?: TransactionControl;
+  /** DECLARE ... WITH HOLD: the cursor's query runs to completion when the transaction commits. */
+  holdCursor?: true;
+}
+
+/** What a transaction-control statement does, as the gateway's read-only backstop follows it. */
+export interface TransactionControl {
+  /** begin: BEGIN or START TRANSACTION; commit: COMMIT or END; rollback: ROLLBACK or ABORT; prepare: PREPARE TRANSACTION. */
+  kind: "begin" | "commit" | "rollback" | "savepoint" | "release" | "rollback_to" | "prepare" | "prepared";
+  /** SAVEPOINT, RELEASE and ROLLBACK TO: the savepoint's name (as PostgreSQL folds it). */
+  savepoint?: string;
+  /** COMMIT AND CHAIN, ROLLBACK AND CHAIN: a new block starts at once, with the same characteristics. */
+  chain?: true;
+  /** BEGIN ... READ ONLY or READ WRITE, when the statement says. */
+  readOnly?: boolean;
 }
 
 export interface StatementAnalysis {

@@ -29,6 +29,7 @@ import type { Logger } from "pino";
 import { type CompletedStatement, type ReceivedStatement, SessionAudit } from "./audit.ts";
 import { type CancelKey, type CancelRegistry, sendCancel } from "./cancel.ts";
 import type { ApprovalPort } from "./enforce/approvals.ts";
+import { Backstop, NO_BACKSTOP_FACTS } from "./enforce/backstop.ts";
 import type { TargetCatalog } from "./enforce/catalog.ts";
 import { createEstimator } from "./enforce/estimate.ts";
 import { type Judgement, StatementGate, type Verdict } from "./enforce/gate.ts";
@@ -165,6 +166,9 @@ export class ClientSession {
   #expiryTimer: NodeJS.Timeout | undefined;
   /** Decides statements when a policy service is configured. */
   #gate: StatementGate | undefined;
+  /** Runs what the policy decided as a read where PostgreSQL refuses writes; with the gate. */
+  #backstop: Backstop | undefined;
+  readonly #sendUpstream = (bytes: Buffer): void => this.#toUpstream.add(bytes);
   /** Aborted by the client's CancelRequest: ends a wait for approval (then replaced for the next statement). */
   #holdCancel = new AbortController();
   /** Masks result columns; undefined when no policy is configured (nothing is masked). */
@@ -527,7 +531,9 @@ export class ClientSession {
           logger: this.#log,
         });
       }
-      if (readOnly) forwarded.set("default_transaction_read_only", "on");
+      // The backstop: every session under a policy starts read-only upstream (see enforce/backstop.ts).
+      this.#backstop = new Backstop({ readOnlySession: readOnly });
+      forwarded.set("default_transaction_read_only", "on");
       this.#log.debug({ readOnly }, "policy applies to this session");
       this.#connect(target, forwarded, parameters.get("application_name") ?? "");
     });
@@ -603,7 +609,10 @@ export class ClientSession {
     const socket = upstream.socket;
     this.#client.cork();
     this.#client.write(authenticationOk());
-    for (const message of upstream.startupMessages) this.#client.write(this.#hideUpstreamUser(message));
+    for (const message of upstream.startupMessages) {
+      const shown = this.#backstop === undefined ? message : this.#backstop.startupParameter(message);
+      this.#client.write(this.#hideUpstreamUser(shown));
+    }
     this.#client.write(backendKeyData(this.#cancelKey!.processId, this.#cancelKey!.secretKey));
     this.#client.write(readyForQuery(upstream.status));
     this.#client.uncork();
@@ -791,6 +800,10 @@ export class ClientSession {
     }
     if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) this.#pendingSyncs++;
     else if (type === Frontend.Terminate) this.#clientTerminated = true;
+    if (this.#backstop !== undefined) {
+      const facts = verdict === undefined || verdict.allowed ? verdict?.judgement?.backstop : NO_BACKSTOP_FACTS;
+      message = this.#backstop.forward(type, message, facts, this.#sendUpstream);
+    }
     if (verdict === undefined || verdict.allowed) {
       this.#tracker?.sent(type);
       const instead = this.#masking?.sent(type, message);
@@ -823,6 +836,7 @@ export class ClientSession {
   };
 
   #onUpstreamMessage = (type: number, message: Buffer): void => {
+    if (this.#backstop?.received(type, message)) return; // the answer to the backstop's own switch
     if (type === Backend.ErrorResponse && this.#tracker?.isRefusal()) {
       this.#tracker.received(type);
       this.#masking?.received(type, message); // the gateway's own words: followed, not redacted

@@ -3,16 +3,18 @@ import { type Analysis, analyze, type FunctionCatalog, fingerprintOf, SqlAnalysi
 import { Frontend } from "@agentgate/wire";
 import type { Logger } from "pino";
 import type { ApprovalPort, ApprovalRequest } from "./approvals.ts";
+import { type BackstopFacts, backstopFacts } from "./backstop.ts";
 import type { Estimator } from "./estimate.ts";
 import { bindStatement, closeTarget, parseFields, queryText } from "./messages.ts";
 import { type DecideQuery, type Decision, type PolicyPort, principalKey, type StatementFacts } from "./policy.ts";
 import { refusalExtended, refusalQuery } from "./refusal.ts";
 
-/** What the gate learnt about a statement, for the audit record. */
+/** What the gate learnt about a statement, for the audit record and the read-only backstop. */
 export interface Judgement {
   statements: StatementFacts[];
   fingerprint: string;
   decision: Decision | undefined;
+  backstop: BackstopFacts;
 }
 
 /** What to send upstream instead of a client message: nothing changed, or the message that raises the refusal. */
@@ -96,13 +98,24 @@ export class StatementGate {
       return this.#refuse(error.code, error.message, undefined, extended, statementName);
     }
     if (analysis.statements.length === 0) return this.#allowed(analysis, statementName);
-    if (this.#o.readOnly) {
-      const setting = analysis.statements.find((s) => s.flags.protectedSetting)?.flags.protectedSetting;
-      if (setting !== undefined) {
+    const setting = analysis.statements.find((s) => s.flags.protectedSetting)?.flags.protectedSetting;
+    if (setting !== undefined) {
+      if (this.#o.readOnly) {
         return this.#refuse(
           "42501",
           `permission denied: this session is read-only and ${setting} cannot be changed`,
           undefined,
+          extended,
+          statementName,
+        );
+      }
+      // The read-only backstop owns the session default: a client that turned it off would run reads read-write.
+      const owned = setting.split(",").find((name) => name === "default_transaction_read_only" || name === "*");
+      if (owned !== undefined) {
+        return this.#refuse(
+          "42501",
+          `permission denied: the gateway decides each transaction's read/write mode, and ${owned === "*" ? "a setting named at run time" : owned} cannot be changed`,
+          "Writes need no setting: the gateway runs a statement read-write when the policy allows it to write.",
           extended,
           statementName,
         );
@@ -119,7 +132,12 @@ export class StatementGate {
     };
     const judged = (decision: Decision | undefined, verdict: Verdict): Verdict => ({
       ...verdict,
-      judgement: { statements: query.statements, fingerprint: analysis.fingerprint, decision },
+      judgement: {
+        statements: query.statements,
+        fingerprint: analysis.fingerprint,
+        decision,
+        backstop: backstopFacts(analysis),
+      },
     });
     const apply = (decision: Decision): Verdict | Promise<Verdict> => {
       const verdict = this.#apply(decision, analysis, sql, extended, statementName, signal);

@@ -27,6 +27,37 @@ export function bindStatement(message: Buffer): string {
   return message.toString("utf8", portalEnd + 1, statementEnd);
 }
 
+/** Bind: the portal it creates and the prepared statement it binds. */
+export function bindPortalAndStatement(message: Buffer): { portal: string; statement: string } {
+  const portalEnd = stringEnd(message, 5, "Bind");
+  const statementEnd = stringEnd(message, portalEnd + 1, "Bind");
+  return {
+    portal: message.toString("utf8", 5, portalEnd),
+    statement: message.toString("utf8", portalEnd + 1, statementEnd),
+  };
+}
+
+/** Execute: the portal it runs. */
+export function executePortal(message: Buffer): string {
+  return message.toString("utf8", 5, stringEnd(message, 5, "Execute"));
+}
+
+/** The same Parse (name, parameter types) with another SQL text. */
+export function withParseText(message: Buffer, text: string): Buffer {
+  const nameEnd = stringEnd(message, 5, "Parse");
+  const textEnd = stringEnd(message, nameEnd + 1, "Parse");
+  const name = message.subarray(5, nameEnd + 1);
+  const sql = Buffer.from(`${text}\0`, "utf8");
+  const rest = message.subarray(textEnd + 1);
+  const out = Buffer.allocUnsafe(5 + name.length + sql.length + rest.length);
+  out[0] = message[0]!;
+  out.writeInt32BE(out.length - 1, 1);
+  name.copy(out, 5);
+  sql.copy(out, 5 + name.length);
+  rest.copy(out, 5 + name.length + sql.length);
+  return out;
+}
+
 /** Close: 'S' statement or 'P' portal, and its name. */
 export function closeTarget(message: Buffer): { kind: "S" | "P"; name: string } {
   return { kind: message[5] === 0x53 ? "S" : "P", name: message.toString("utf8", 6, stringEnd(message, 6, "Close")) };

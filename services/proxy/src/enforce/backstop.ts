@@ -41,6 +41,17 @@ const NONE: BackstopFacts = { need: "none", controls: [], holdCursor: false, res
 /** Classes that only read (or only touch the session and its transaction): they run read-only. */
 const READ_CLASSES: ReadonlySet<string> = new Set(["read", "transaction", "session", "copy-out"]);
 
+/** Statements that take constants only and run no SQL-level code: they need no mode, and cost no switch. */
+const NO_CODE_KINDS: ReadonlySet<string> = new Set([
+  "VariableSetStmt",
+  "VariableShowStmt",
+  "ListenStmt",
+  "UnlistenStmt",
+  "DiscardStmt",
+  "DeallocateStmt",
+  "ConstraintsSetStmt",
+]);
+
 /** What a decided statement string means to the backstop. */
 export function backstopFacts(analysis: Analysis): BackstopFacts {
   if (analysis.statements.length === 0) return NONE;
@@ -52,7 +63,7 @@ export function backstopFacts(analysis: Analysis): BackstopFacts {
     const control = statement.flags.transaction;
     if (control !== undefined) controls.push(control);
     else if (statement.classes.some((c) => !READ_CLASSES.has(c))) need = "write";
-    else if (need === "none") need = "read";
+    else if (need === "none" && !NO_CODE_KINDS.has(statement.kind)) need = "read";
     if (statement.flags.holdCursor) holdCursor = true;
     if (statement.flags.protectedSetting?.split(",").includes("all")) resetsAll = true;
   }

@@ -32,11 +32,15 @@ export function gatewayConfig(
   ].join("\n");
 }
 
-/** Starts `agentgate proxy` as a separate process; its pino log goes to a file in a temp dir that `stop()` removes. */
+/**
+ * Starts `agentgate proxy` as a separate process (`entry`: another checkout's CLI, for a same-run comparison); its
+ * pino log goes to a file in a temp dir that `stop()` removes.
+ */
 export async function startGateway(
   upstreamUrl: string,
   extraProxy: string[] = [],
   extraTop: string[] = [],
+  entry: string = gatewayEntry,
 ): Promise<Server> {
   const { path: dir, remove: cleanup } = makeTempDir("agentgate-gateway-");
   try {
@@ -46,7 +50,7 @@ export async function startGateway(
     writeFileSync(configPath, gatewayConfig(port, upstreamUrl, extraProxy, extraTop), { mode: 0o600 });
     const log = openSync(logPath, "w");
     // Not unprivileged (it is our own code), but tied to our lifetime: it dies with us even if we are killed.
-    const child = spawnServer(process.execPath, [gatewayEntry, "proxy", "--config", configPath], {
+    const child = spawnServer(process.execPath, [entry, "proxy", "--config", configPath], {
       unprivileged: false,
       stdio: ["ignore", log, log],
     });

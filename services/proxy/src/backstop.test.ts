@@ -249,6 +249,27 @@ describe("the read-only backstop", { timeout: 60_000 }, () => {
     assert.equal(await victims(), 10);
   });
 
+  it("works with psql's implicit transactions and ON_ERROR_ROLLBACK savepoints", async () => {
+    await reset();
+    const url = `postgresql://writer@127.0.0.1:${gw.port}/app?sslmode=require`;
+    const sql = [
+      "INSERT INTO t VALUES (1);",
+      "SELECT count(*) FROM t;",
+      "SELECT * FROM harmless;",
+      "INSERT INTO t VALUES (2);",
+      "SELECT * FROM t ORDER BY id;",
+      "COMMIT;",
+    ].join("\n");
+    const result = await runPsql(url, ["-X", "-At", "-v", "AUTOCOMMIT=off", "-v", "ON_ERROR_ROLLBACK=on"], {
+      env: { PGPASSWORD: await idp.token("writer") },
+      input: sql,
+    });
+    assert.match(text(result.stderr), /cannot execute DELETE in a read-only transaction/);
+    assert.equal(text(result.stdout), "INSERT 0 1\n1\nINSERT 0 1\n1\n2\nCOMMIT\n");
+    assert.deepEqual(await rowsOfT(), [1, 2]);
+    assert.equal(await victims(), 10);
+  });
+
   it("fails closed on a write pipelined behind a read in one implicit transaction", async () => {
     await reset();
     const raw = await rawConnect(gw.port);

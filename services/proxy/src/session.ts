@@ -731,7 +731,7 @@ export class ClientSession {
     if (verdict === undefined || !verdict.allowed) return verdict;
     const judgement = verdict.judgement;
     const decision = judgement?.decision;
-    if (decision !== undefined) masking.useRules(decision.revision, decision.masks, decision.refuseMaskedPredicates);
+    if (decision !== undefined) masking.useRules(decision.revision, decision.masks, decision.maskedPredicates);
     // DDL may create, change or drop what masks name: the next statement reads the catalog again.
     if (judgement?.statements.some((s) => s.classes.includes("ddl"))) this.#maskCatalog?.stale();
     if (!masking.active) return verdict;
@@ -827,8 +827,13 @@ export class ClientSession {
       this.#upstream!.framer.push(chunk, this.#onUpstreamMessage);
     } catch (error) {
       this.#flushToClient();
-      this.#log.error({ err: error }, "target broke the protocol");
-      this.#goodbye(new GatewayError("08P01", `target "${this.#target!.name}" broke the protocol`), "upstream_closed");
+      // A malformed message is the target's fault; anything else failed in the gateway's own handling of a good one.
+      const target = error instanceof ProtocolError;
+      this.#log.error({ err: error }, target ? "target broke the protocol" : "relaying the target's answer failed");
+      const failure = target
+        ? new GatewayError("08P01", `target "${this.#target!.name}" broke the protocol`)
+        : new GatewayError("XX000", "internal gateway error: the gateway could not relay the result", { cause: error });
+      this.#goodbye(failure, target ? "upstream_closed" : "protocol_error");
       return;
     }
     this.#flushToClient();

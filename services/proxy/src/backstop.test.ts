@@ -24,14 +24,17 @@ rules:
     effect: allow
 `;
 
-// An administrator's objects, made long ago for other reasons: the view's column deletes the victims.
+// An administrator's objects, made long ago for other reasons: the view's column deletes the victims. The functions
+// it calls say they are STABLE, and one calls a volatile one inside its body: no analysis of the catalog can tell that
+// they write, and only the database, running them, can stop them.
 const SCHEMA = `
   CREATE TABLE victims (id int PRIMARY KEY);
   INSERT INTO victims SELECT generate_series(1, 10);
   CREATE TABLE t (id int);
-  CREATE FUNCTION eat() RETURNS int LANGUAGE plpgsql AS $$ BEGIN DELETE FROM victims; RETURN 1; END $$;
+  CREATE FUNCTION eat_now() RETURNS int LANGUAGE plpgsql AS $$ BEGIN DELETE FROM victims; RETURN 1; END $$;
+  CREATE FUNCTION eat() RETURNS int LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN eat_now(); END $$;
   CREATE VIEW harmless AS SELECT eat() AS x;
-  CREATE FUNCTION loosen() RETURNS text LANGUAGE sql AS
+  CREATE FUNCTION loosen() RETURNS text LANGUAGE sql STABLE AS
     $$ SELECT set_config('default_transaction_read_only', 'off', false) $$;
   CREATE VIEW settings_view AS SELECT loosen() AS x;
 `;
@@ -238,6 +241,10 @@ describe("the read-only backstop", { timeout: 60_000 }, () => {
     ]) {
       assert.equal(await sqlstate(client.query(sql)), "42501", sql);
     }
+    await client.query("BEGIN");
+    await client.query("SELECT 1");
+    assert.equal(await sqlstate(client.query("RELEASE SAVEPOINT agentgate_backstop")), "42501");
+    await client.query("ROLLBACK");
     await client.end();
     // libpq's target_session_attrs=read-write reads the reported default: the gateway's session is writable.
     const url = `postgresql://writer@127.0.0.1:${gw.port}/app?sslmode=require&target_session_attrs=read-write`;
@@ -306,6 +313,15 @@ describe("the read-only backstop", { timeout: 60_000 }, () => {
     assert.deepEqual(
       second.map((m) => (m.type === "E" ? `E${m.fields?.C}` : m.type)),
       ["C", "Z", "T", "E25006", "Z"],
+    );
+    // A read pipelined behind one that turns the default off behind the analysis is still read-only.
+    raw.send(
+      Buffer.concat([serialize.query("SELECT * FROM settings_view"), serialize.query("SELECT * FROM harmless")]),
+    );
+    const third = [...(await raw.until("Z")), ...(await raw.until("Z"))];
+    assert.deepEqual(
+      third.filter((m) => m.type === "E").map((m) => m.fields?.C),
+      ["25006"],
     );
     assert.deepEqual(await rowsOfT(), [10]);
     assert.equal(await victims(), 10);

@@ -26,8 +26,32 @@ function session(readOnlySession = false): Backstop {
   return backstop;
 }
 
-/** Forwards one simple Query: returns the text of what goes upstream, the gateway's switches first. */
+/**
+ * Forwards one simple Query and lets the server answer each unit sent (with the transaction status `status`), as a
+ * client that waits for each result sees it; returns the text of what went upstream, the gateway's switches first.
+ */
 function query(backstop: Backstop, sql: string): string[] {
+  const status = statusAfter(backstop, sql);
+  const sent = pipelined(backstop, sql);
+  for (const _ of sent) answer(backstop, [commandComplete("X"), readyForQuery(status)]);
+  return sent;
+}
+
+/** The transaction status the server reports after `sql`: a test's model of PostgreSQL's block state. */
+const inBlock = new WeakMap<Backstop, boolean>();
+function statusAfter(backstop: Backstop, sql: string): "I" | "T" {
+  const words = sql.trim().toUpperCase();
+  let open = inBlock.get(backstop) ?? false;
+  if (/^(BEGIN|START)/.test(words)) open = true;
+  else if (/^(COMMIT|END|ABORT)/.test(words) || (/^ROLLBACK/.test(words) && !/^ROLLBACK\s+TO/.test(words))) {
+    open = false;
+  }
+  inBlock.set(backstop, open);
+  return open ? "T" : "I";
+}
+
+/** Forwards one simple Query without waiting for its answer. */
+function pipelined(backstop: Backstop, sql: string): string[] {
   const sent: Buffer[] = [];
   const message = serialize.query(sql);
   const out = backstop.forward(Frontend.Query, message, backstopFacts(analyze(sql)), (b) => sent.push(b));
@@ -69,8 +93,8 @@ describe("read-only backstop decisions", () => {
 
   it("drops the answers to its own switches and the default's reports, and nothing else", () => {
     const b = session();
-    query(b, "INSERT INTO t VALUES (1)"); // [OFF] [INSERT]
-    query(b, "SELECT 1"); // [ON] [SELECT]
+    pipelined(b, "INSERT INTO t VALUES (1)"); // [OFF] [INSERT]
+    pipelined(b, "SELECT 1"); // [ON] [SELECT]
     const seen = answer(b, [
       parameterStatus("default_transaction_read_only", "off"),
       commandComplete("SET"),
@@ -147,10 +171,32 @@ describe("read-only backstop decisions", () => {
 
   it("trusts the server's transaction status once nothing is in flight", () => {
     const b = session();
-    query(b, "BEGIN");
+    pipelined(b, "BEGIN");
     answer(b, [commandComplete("BEGIN"), readyForQuery("I")]); // say the BEGIN did not open a block after all
     assert.deepEqual(query(b, "SELECT 1"), ["SELECT 1"]);
     assert.deepEqual(query(b, "UPDATE t SET x = 1"), [OFF, "UPDATE t SET x = 1"]);
+  });
+
+  it("switches a read pipelined behind a unit still in flight, which may have turned the default off", () => {
+    const b = session();
+    assert.deepEqual(pipelined(b, "SELECT * FROM v"), ["SELECT * FROM v"]);
+    assert.deepEqual(pipelined(b, "SELECT * FROM w"), [ON, "SELECT * FROM w"]);
+    answer(b, [commandComplete("SELECT 1"), readyForQuery("I"), commandComplete("SET"), readyForQuery("I")]);
+    answer(b, [commandComplete("SELECT 1"), readyForQuery("I")]);
+    assert.deepEqual(query(b, "SELECT 1"), ["SELECT 1"], "nothing in flight: the default is known");
+  });
+
+  it("asserts again what a failed switch of its own was to change", () => {
+    const b = session();
+    const error = Buffer.from([Backend.ErrorResponse, 0, 0, 0, 5, 0]);
+    assert.deepEqual(pipelined(b, "UPDATE t SET x = 1"), [OFF, "UPDATE t SET x = 1"]);
+    assert.deepEqual(answer(b, [error, readyForQuery("I")]), [], "the client never sees the gateway's own error");
+    answer(b, [commandComplete("UPDATE 0"), readyForQuery("I")]);
+    assert.deepEqual(query(b, "UPDATE t SET x = 2"), [OFF, "UPDATE t SET x = 2"]);
+    query(b, "BEGIN");
+    assert.deepEqual(pipelined(b, "SELECT 1"), [ENTER, "SELECT 1"]);
+    answer(b, [error, readyForQuery("E"), error, readyForQuery("E")]);
+    assert.deepEqual(query(b, "SELECT 2"), [ENTER, "SELECT 2"], "its savepoint is taken for closed");
   });
 
   it("decides an extended-protocol unit at its first message, and a named statement at its Bind", () => {

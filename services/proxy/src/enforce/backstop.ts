@@ -72,7 +72,9 @@ export function backstopFacts(analysis: Analysis): BackstopFacts {
   return { need, controls, holdCursor, resetsAll, plainBegin };
 }
 
-const SAVEPOINT = "agentgate_backstop";
+/** The gateway's savepoint; a client's transaction statement naming it is refused (see the gate). */
+export const BACKSTOP_SAVEPOINT = "agentgate_backstop";
+const SAVEPOINT = BACKSTOP_SAVEPOINT;
 const DEFAULT_READ_ONLY = serialize.query("SET default_transaction_read_only = on");
 const DEFAULT_READ_WRITE = serialize.query("SET default_transaction_read_only = off");
 const ENTER_READ_ONLY = serialize.query(`SAVEPOINT ${SAVEPOINT}; SET LOCAL transaction_read_only = on`);
@@ -82,6 +84,9 @@ const LEAVE_INTO_READ_ONLY_TOP = serialize.query(
   `RELEASE SAVEPOINT ${SAVEPOINT}; SET LOCAL transaction_read_only = on`,
 );
 const REPORTED = "default_transaction_read_only\0";
+
+/** A unit whose ReadyForQuery is due: the client's, or one of the gateway's switches. */
+type Unit = "client" | "default" | "enter" | "leave" | "top";
 
 /** An open transaction block as the backstop follows it. */
 interface Block {
@@ -110,8 +115,8 @@ export class Backstop {
   #block: Block | undefined;
   /** A unit of the client's (extended messages) has begun and its Sync has not been forwarded yet. */
   #unitOpen = false;
-  /** Units sent upstream whose ReadyForQuery is due, oldest first: true for the gateway's own. */
-  readonly #units: boolean[] = [];
+  /** Units sent upstream whose ReadyForQuery is due, oldest first: the client's, or which switch of the gateway's. */
+  readonly #units: Unit[] = [];
   /** Facts of protocol-level prepared statements and portals, by name. */
   readonly #statements = new Map<string, BackstopFacts>();
   readonly #portals = new Map<string, BackstopFacts>();
@@ -144,7 +149,7 @@ export class Backstop {
         const opens = this.#opensReadWrite(f);
         this.#apply(f, opens !== undefined);
         this.#unitOpen = false;
-        this.#units.push(false);
+        this.#units.push("client");
         return opens === undefined ? message : serialize.query(opens);
       }
       case Frontend.Parse: {
@@ -177,7 +182,7 @@ export class Backstop {
       case Frontend.Sync:
       case Frontend.FunctionCall:
         this.#unitOpen = false;
-        this.#units.push(false);
+        this.#units.push("client");
         return message;
       default:
         return message;
@@ -200,12 +205,14 @@ export class Backstop {
       this.#defaultReadOnly = parameterValue(message) === "on";
       return true;
     }
-    const ours = this.#units[0] === true;
+    const head = this.#units[0];
+    const ours = head !== undefined && head !== "client";
     if (type === Backend.ReadyForQuery) {
       this.#units.shift();
       if (!ours && this.#units.length === 0) this.#settled(message[5]!);
       return ours;
     }
+    if (ours && type === Backend.ErrorResponse) this.#switchFailed(head);
     // Notifications belong to the session, whoever's statement is running.
     return ours && type !== Backend.NotificationResponse && type !== Backend.ParameterStatus;
   }
@@ -213,6 +220,16 @@ export class Backstop {
   /** A plain BEGIN is sent as BEGIN READ WRITE (on a line of its own: the text may end with a comment). */
   #opensReadWrite(facts: BackstopFacts): string | undefined {
     return facts.plainBegin === undefined || this.#readOnlySession ? undefined : `${facts.plainBegin}\nREAD WRITE`;
+  }
+
+  /**
+   * A switch of the gateway's failed: cancelled by the client's CancelRequest, or sent into a block that had failed.
+   * What it was to change is unknown now; unknown means asserted again before the next statement that needs it, and
+   * a block's savepoint taken for closed (a failed block is rolled back by the client, which ends it anyway).
+   */
+  #switchFailed(unit: Unit): void {
+    if (unit === "default") this.#defaultReadOnly = undefined;
+    else if (this.#block !== undefined) this.#block.entered = unit === "leave";
   }
 
   /** Nothing is in flight and the server says where the session stands: trust it over what was predicted. */
@@ -229,31 +246,33 @@ export class Backstop {
     if (block === undefined) {
       if (facts.need === "none") return;
       const readOnly = facts.need === "read";
-      if (this.#defaultReadOnly === readOnly) return;
+      // A unit of the client's still in flight may turn the default off behind the analysis (a function calling
+      // set_config): its report comes too late for a read pipelined behind it, which gets the switch anyway.
+      if (this.#defaultReadOnly === readOnly && !(readOnly && this.#units.includes("client"))) return;
       this.#defaultReadOnly = readOnly;
-      this.#send(readOnly ? DEFAULT_READ_ONLY : DEFAULT_READ_WRITE, send);
+      this.#send(readOnly ? DEFAULT_READ_ONLY : DEFAULT_READ_WRITE, send, "default");
       return;
     }
     // A hold cursor's query runs at COMMIT, after PostgreSQL has committed (and so left) every savepoint: a block
     // that holds one commits read-only at its top level (going read-only is allowed at any time).
     if (facts.controls[0]?.kind === "commit" && block.holdCursor && block.readWrite) {
-      this.#send(block.entered ? LEAVE_INTO_READ_ONLY_TOP : READ_ONLY_TOP, send);
+      this.#send(block.entered ? LEAVE_INTO_READ_ONLY_TOP : READ_ONLY_TOP, send, "top");
       block.entered = false;
       block.readWrite = false;
       return;
     }
     if (facts.need === "read" && block.readWrite && !block.entered) {
       block.entered = true;
-      this.#send(ENTER_READ_ONLY, send);
+      this.#send(ENTER_READ_ONLY, send, "enter");
     } else if (facts.need === "write" && block.entered) {
       block.entered = false;
-      this.#send(LEAVE_READ_ONLY, send);
+      this.#send(LEAVE_READ_ONLY, send, "leave");
     }
   }
 
-  #send(switchQuery: Buffer, send: (bytes: Buffer) => void): void {
+  #send(switchQuery: Buffer, send: (bytes: Buffer) => void, unit: Unit): void {
     send(switchQuery);
-    this.#units.push(true);
+    this.#units.push(unit);
   }
 
   /** Follows what a statement string does to the transaction block, in order. */

@@ -3,7 +3,7 @@ import { type Analysis, analyze, type FunctionCatalog, fingerprintOf, SqlAnalysi
 import { Frontend } from "@agentgate/wire";
 import type { Logger } from "pino";
 import type { ApprovalPort, ApprovalRequest } from "./approvals.ts";
-import { type BackstopFacts, backstopFacts } from "./backstop.ts";
+import { BACKSTOP_SAVEPOINT, type BackstopFacts, backstopFacts } from "./backstop.ts";
 import type { Estimator } from "./estimate.ts";
 import { bindStatement, closeTarget, parseFields, queryText } from "./messages.ts";
 import { type DecideQuery, type Decision, type PolicyPort, principalKey, type StatementFacts } from "./policy.ts";
@@ -120,6 +120,16 @@ export class StatementGate {
           statementName,
         );
       }
+    }
+    if (analysis.statements.some((s) => s.flags.transaction?.savepoint === BACKSTOP_SAVEPOINT)) {
+      // Releasing or rolling back to it would give a read the block's read-write mode.
+      return this.#refuse(
+        "42501",
+        `permission denied: the savepoint name ${BACKSTOP_SAVEPOINT} is reserved by the gateway`,
+        "Use another savepoint name.",
+        extended,
+        statementName,
+      );
     }
     const query: DecideQuery = {
       principal: this.#o.principal,

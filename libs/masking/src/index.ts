@@ -11,9 +11,11 @@ export {
 export { MaskingError, type MaskingErrorCode, type MaskRulesIssue } from "./errors.ts";
 export { createHasher, type Hasher } from "./hmac.ts";
 export {
+  analyzeStatement,
   type ColumnLineage,
   type ColumnSource,
   type ColumnsLineage,
+  type ColumnUse,
   defaultIsOpaqueFunction,
   initLineage,
   type Lineage,
@@ -23,9 +25,12 @@ export {
   outputLineage,
   type Source,
   type StarLineage,
+  type StatementAnalysis,
   statementLineages,
+  type UseKind,
   type WholeRowSource,
 } from "./lineage.ts";
+export { refusalMessage, refusedUse, type UseRefusal } from "./predicates.ts";
 export {
   type CopyCsvOptions,
   type CopyTextOptions,
@@ -39,9 +44,13 @@ export {
 export {
   type ColumnMatcher,
   DEFAULT_KEEP,
+  DEFAULT_MASKED_PREDICATES,
   DETECT,
+  derivedMask,
   MASK_STRATEGIES,
+  MASKED_PREDICATES,
   type Mask,
+  type MaskedPredicates,
   type MaskRule,
   type MaskStrategy,
   maskRulesSchema,

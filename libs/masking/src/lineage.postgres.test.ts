@@ -118,7 +118,7 @@ describe("lineage agrees with RowDescription", () => {
       [
         ["contact", [{ relation: "customers", column: "email" }]],
         ["name", [{ relation: "customers", column: "name" }]],
-        ["lowered", [{ relation: "customers", column: "email" }]],
+        ["lowered", [{ relation: "customers", column: "email", derived: true }]],
       ],
     );
   });

@@ -28,7 +28,8 @@ function render(lineage: OutputLineage): string[] | "opaque" {
   if (lineage === "opaque") return "opaque";
   return lineage.map((entry: Lineage) => {
     if (entry.kind === "star") return `*${entry.relation}${entry.except ? ` except ${entry.except.join(",")}` : ""}`;
-    const sources = entry.sources.map(show).join(", ");
+    // A column can derive from a source both as it is and computed (a recursive CTE): shown once.
+    const sources = [...new Set(entry.sources.map(show))].join(", ");
     return `${entry.kind === "column" ? entry.name : "..."} <- ${sources}`;
   });
 }

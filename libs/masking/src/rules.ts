@@ -5,6 +5,20 @@ import { MaskingError, type MaskRulesIssue } from "./errors.ts";
 export const MASK_STRATEGIES = ["redact", "partial", "hash", "null"] as const;
 export type MaskStrategy = (typeof MASK_STRATEGIES)[number];
 
+/**
+ * What a principal with masks may do with a masked column besides reading it (the policy's `maskedPredicates`):
+ * - whole-value (the default): compare it whole with constants or parameters (`=`, `<>`, `IN`, `= ANY($1)`,
+ *   `IS NULL`); a `hash` column may also be compared with another hash column (joins) and grouped by; anything else
+ *   (ranges, patterns, functions of it in a condition, ORDER BY, GROUP BY, windows, a computation that may fail on
+ *   it) is refused, since it would let parts of the value be inferred from which rows come back, in what order, or
+ *   whether the statement fails;
+ * - refuse: no use at all besides reading it, not even whole-value lookups;
+ * - allow: any use (an explicit opt-out: values can then be spelled out by predicates).
+ */
+export const MASKED_PREDICATES = ["whole-value", "refuse", "allow"] as const;
+export type MaskedPredicates = (typeof MASKED_PREDICATES)[number];
+export const DEFAULT_MASKED_PREDICATES: MaskedPredicates = "whole-value";
+
 /** Characters left in clear by `partial` when the rule does not say. */
 export const DEFAULT_KEEP = 4;
 
@@ -61,6 +75,22 @@ export interface Mask {
   readonly keep: number;
   /** The column pattern of the rule that decided, for audit events ("" for detect). Never a value. */
   readonly rule: string;
+  /**
+   * Set when the value is computed from the masked column (see derivedMask): it is redacted whole, never shown in
+   * part or hashed, and is no whole value to compare.
+   */
+  readonly derived?: true;
+}
+
+/**
+ * The mask of a value computed from a column masked by `mask` (a function, cast, operator or whole-row reference
+ * over it). `partial` would show the tail of whatever is computed, so a few substr() windows would give the whole
+ * value back; `hash` of a part is a dictionary of that part: both become redact. `redact` and `null` stay.
+ */
+export function derivedMask(mask: Mask | undefined): Mask | undefined {
+  if (mask === undefined || mask.strategy === "detect" || mask.derived === true) return mask;
+  const strategy = mask.strategy === "partial" || mask.strategy === "hash" ? "redact" : mask.strategy;
+  return Object.freeze({ strategy, keep: 0, rule: mask.rule, derived: true });
 }
 
 /**
@@ -123,6 +153,8 @@ function stricter(a: Mask, b: Mask): boolean {
   if (a.strategy === "detect" || b.strategy === "detect") return false;
   const rank = STRICTNESS[a.strategy] - STRICTNESS[b.strategy];
   if (rank !== 0) return rank > 0;
+  // Among equals, a derived value (no whole value to compare) is the stricter.
+  if (a.derived !== b.derived) return a.derived === true;
   return a.strategy === "partial" && a.keep < b.keep;
 }
 

@@ -83,7 +83,9 @@ describe("statement shapes", () => {
     assert.deepEqual(stored("SELECT ssn FROM customers"), { lineages: 0, columns: [] });
     const lineage = statementShapes("CREATE TABLE x AS SELECT upper(ssn) FROM customers", { columnsOf })[0]!
       .storedLineages[0];
-    assert.deepEqual(lineage, [{ kind: "column", name: "upper", sources: [{ relation: "customers", column: "ssn" }] }]);
+    assert.deepEqual(lineage, [
+      { kind: "column", name: "upper", sources: [{ relation: "customers", column: "ssn", derived: true }] },
+    ]);
   });
 
   it("refuses SQL the parser rejects, with a MaskingError", () => {

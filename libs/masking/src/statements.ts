@@ -5,7 +5,13 @@
 import type { Node } from "libpg-query";
 import { hasSqlDetails, parseSync } from "libpg-query";
 import { MaskingError } from "./errors.ts";
-import { type LineageOptions, lineageOfStatement, type OutputLineage } from "./lineage.ts";
+import {
+  analyzeStatement,
+  type ColumnUse,
+  type LineageOptions,
+  lineageOfStatement,
+  type OutputLineage,
+} from "./lineage.ts";
 
 /** How COPY ... TO writes rows (text format unless said otherwise). */
 export interface CopyFormat {
@@ -30,6 +36,11 @@ export interface StatementShape {
   close?: string;
   /** COPY ... TO (rows leave the server). */
   copyTo?: CopyFormat;
+  /**
+   * How the statement uses values other than by returning them (see ColumnUse), or "incomplete" when the walk could
+   * not see all of it: then predicateColumns is all there is to judge by.
+   */
+  uses: ColumnUse[] | "incomplete";
   /** Column names used in WHERE, JOIN ... ON, GROUP BY, HAVING, ORDER BY, DISTINCT ON and window clauses. */
   predicateColumns: string[];
   /** Every relation the statement names, as written ("t", "s.t"): an error it raises may quote their values. */
@@ -60,8 +71,10 @@ export function statementShapes(sql: string, options: LineageOptions = {}): Stat
   for (const r of raw) {
     if (r.stmt === undefined) continue;
     const stmt = r.stmt as unknown as Record<string, Record<string, unknown>>;
+    const analysis = analyzeStatement(r.stmt, options);
     const shape: StatementShape = {
-      lineage: lineageOfStatement(r.stmt, options),
+      lineage: analysis.lineage,
+      uses: analysis.uses,
       predicateColumns: [],
       relations: [],
       storedLineages: [],

@@ -1,4 +1,4 @@
-import type { MaskRule } from "@agentgate/masking/rules";
+import { DEFAULT_MASKED_PREDICATES, type MaskedPredicates, type MaskRule } from "@agentgate/masking/rules";
 import { READ_ONLY_CLASSES } from "./classes.ts";
 import { compileRelationPattern, type RelationMatcher } from "./relations.ts";
 import type { Rule, RuleEffect } from "./rules.ts";
@@ -9,7 +9,9 @@ export interface Policy {
   readonly rules: readonly CompiledRule[];
   /** Columns masked in results (see masksApplying). */
   readonly masks: readonly MaskRule[];
-  /** Whether predicates on masked columns are refused. */
+  /** What a masked column may be used for besides being returned (see MASKED_PREDICATES). */
+  readonly maskedPredicates: MaskedPredicates;
+  /** maskedPredicates === "refuse", for proxies that only know the switch. */
   readonly refuseMaskedPredicates: boolean;
 }
 
@@ -80,12 +82,14 @@ export interface Decision {
 export function compilePolicy(
   rules: readonly Rule[],
   revision: string,
-  masking: { masks?: readonly MaskRule[]; maskedPredicates?: "allow" | "refuse" } = {},
+  masking: { masks?: readonly MaskRule[]; maskedPredicates?: MaskedPredicates } = {},
 ): Policy {
+  const maskedPredicates = masking.maskedPredicates ?? DEFAULT_MASKED_PREDICATES;
   return {
     revision,
     masks: masking.masks ?? [],
-    refuseMaskedPredicates: masking.maskedPredicates === "refuse",
+    maskedPredicates,
+    refuseMaskedPredicates: maskedPredicates === "refuse",
     rules: rules.map((rule, index) => ({
       index,
       name: rule.name,

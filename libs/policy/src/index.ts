@@ -15,7 +15,9 @@ export { formatIssue, RulesError, type RulesIssue } from "./errors.ts";
 export { compileRelationPattern, type RelationMatcher } from "./relations.ts";
 export {
   canonicalRules,
+  DEFAULT_MASKED_PREDICATES,
   MASKED_PREDICATES,
+  type MaskedPredicates,
   type PolicyDocument,
   type PolicyServiceConfig,
   parsePolicyDocument,

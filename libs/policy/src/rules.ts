@@ -1,5 +1,11 @@
 // The rules module alone: the policy (and the config that embeds it) need not load the masking engine.
-import { type MaskRule, maskRulesSchema } from "@agentgate/masking/rules";
+import {
+  DEFAULT_MASKED_PREDICATES,
+  MASKED_PREDICATES,
+  type MaskedPredicates,
+  type MaskRule,
+  maskRulesSchema,
+} from "@agentgate/masking/rules";
 import { parse as parseYaml } from "yaml";
 import { type ZodType, z } from "zod";
 import { STATEMENT_CLASSES } from "./classes.ts";
@@ -88,12 +94,16 @@ export const rulesSchema = z.array(ruleSchema).superRefine((rules, context) => {
   });
 });
 
-/** What a principal may see of predicates on masked columns: allowed, or refused (they leak by inference). */
-export const MASKED_PREDICATES = ["allow", "refuse"] as const;
+/**
+ * What a principal with masks may do with a masked column besides reading it: `whole-value` (the default: compare it
+ * whole with constants or parameters; hash columns may also be joined and grouped by), `refuse` (nothing) or `allow`
+ * (anything: predicates can then spell values out). See @agentgate/masking's MASKED_PREDICATES.
+ */
+export { DEFAULT_MASKED_PREDICATES, MASKED_PREDICATES, type MaskedPredicates };
 
 /**
  * A rules file: `rules: [...]` at the top level, with optional `masks: [...]` (columns masked in results, see
- * @agentgate/masking) and `maskedPredicates: allow | refuse` (default allow).
+ * @agentgate/masking) and `maskedPredicates: whole-value | refuse | allow` (default whole-value).
  */
 export const rulesDocumentSchema = z.strictObject({
   rules: rulesSchema,
@@ -105,7 +115,7 @@ export const rulesDocumentSchema = z.strictObject({
 export interface PolicyDocument {
   rules: Rule[];
   masks: MaskRule[];
-  maskedPredicates: (typeof MASKED_PREDICATES)[number];
+  maskedPredicates: MaskedPredicates;
 }
 
 export type Rule = z.infer<typeof ruleSchema>;
@@ -163,7 +173,11 @@ export function parsePolicyDocument(document: unknown, source?: string): PolicyD
     throw new RulesError([{ key: "", reason: "no rules: expected a document with rules: [...]" }], { source });
   }
   const parsed = check(rulesDocumentSchema, document, document, [], source);
-  return { rules: parsed.rules, masks: parsed.masks ?? [], maskedPredicates: parsed.maskedPredicates ?? "allow" };
+  return {
+    rules: parsed.rules,
+    masks: parsed.masks ?? [],
+    maskedPredicates: parsed.maskedPredicates ?? DEFAULT_MASKED_PREDICATES,
+  };
 }
 
 /** Parses and validates the text of a rules file. */

@@ -60,6 +60,7 @@ export function policyHandlers(active: ActivePolicy, logger: Logger): ServiceImp
           keep: m.keep ?? 0,
         })),
         refuseMaskedPredicates: policy.refuseMaskedPredicates,
+        maskedPredicates: policy.maskedPredicates,
       };
     },
 

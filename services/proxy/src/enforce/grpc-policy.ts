@@ -1,7 +1,7 @@
 import { PolicyService, PrincipalSchema, Effect as WireEffect } from "@agentgate/events";
 import { createClient } from "@agentgate/grpc";
 import type { Principal } from "@agentgate/identity";
-import type { MaskRule } from "@agentgate/masking";
+import { MASKED_PREDICATES, type MaskedPredicates, type MaskRule } from "@agentgate/masking";
 import { create } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { type DecideQuery, type Decision, DecisionCache, type Effect, type PolicyPort } from "./policy.ts";
@@ -59,7 +59,7 @@ export function createGrpcPolicy(options: GrpcPolicyOptions): PolicyPort {
         masks: response.masks.map((m) => ({ column: m.column, strategy: m.strategy, keep: m.keep }) as MaskRule),
         approverGroups: response.approverGroups,
         approvalsRequired: response.approvalsRequired,
-        refuseMaskedPredicates: response.refuseMaskedPredicates,
+        maskedPredicates: maskedPredicatesOf(response.maskedPredicates, response.refuseMaskedPredicates),
       };
       cache.set(key(query), decision);
       return decision;
@@ -99,4 +99,12 @@ async function watchRevisions(
     await new Promise((resolve) => setTimeout(resolve, backoffMs).unref());
     backoffMs = Math.min(backoffMs * 2, 5000);
   }
+}
+
+/** The policy's maskedPredicates; from a service that only sends the switch, refuse or the safe default. */
+function maskedPredicatesOf(mode: string, refuse: boolean): MaskedPredicates {
+  if ((MASKED_PREDICATES as readonly string[]).includes(mode)) return mode as MaskedPredicates;
+  // An unknown mode from a newer service is judged as the strictest this proxy knows.
+  if (mode !== "") return "refuse";
+  return refuse ? "refuse" : "whole-value";
 }

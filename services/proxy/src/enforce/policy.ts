@@ -1,6 +1,6 @@
 import type { StatementFactsSchema } from "@agentgate/events";
 import type { Principal } from "@agentgate/identity";
-import type { MaskRule } from "@agentgate/masking";
+import type { MaskedPredicates, MaskRule } from "@agentgate/masking";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 
 export type Effect = "allow" | "deny" | "require_approval";
@@ -15,7 +15,8 @@ export interface Decision {
   /** For require_approval: who may approve, and how many approvals are needed. */
   approverGroups: string[];
   approvalsRequired: number;
-  refuseMaskedPredicates: boolean;
+  /** What a masked column may be used for besides being returned (whole-value unless the policy says). */
+  maskedPredicates: MaskedPredicates;
 }
 
 /** What the policy needs to know about one statement (the analysis, reduced), as proto/ defines it. */

@@ -732,11 +732,9 @@ export class ClientSession {
     const judgement = verdict.judgement;
     const decision = judgement?.decision;
     if (decision !== undefined) masking.useRules(decision.revision, decision.masks, decision.maskedPredicates);
-    // DDL may create, change or drop what masks name: the next statement reads the catalog again.
-    if (judgement?.statements.some((s) => s.classes.includes("ddl"))) this.#maskCatalog?.stale();
     if (!masking.active) return verdict;
+    const sql = type === Frontend.Query ? queryText(message) : parseFields(message).text;
     const refuse = (): Verdict => {
-      const sql = type === Frontend.Query ? queryText(message) : parseFields(message).text;
       const refusal = masking.check(type, sql);
       if (refusal === undefined) return verdict;
       const extended = type !== Frontend.Query;
@@ -747,7 +745,7 @@ export class ClientSession {
         ? { allowed: false, replacement, extended }
         : { allowed: false, replacement, extended, judgement };
     };
-    return masking.needsCatalog ? this.#maskCatalog!.fresh().then(refuse) : refuse();
+    return masking.needsCatalogFor(sql) ? this.#maskCatalog!.fresh().then(refuse) : refuse();
   }
 
   /** A held message turned out malformed (08P01), or deciding failed: forward what was whole, end the session. */

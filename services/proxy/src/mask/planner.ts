@@ -4,21 +4,25 @@ import {
   type CopyFormat,
   createRowMasker,
   DEFAULT_KEEP,
+  derivedMask,
   type Hasher,
   type Lineage,
   MASK_STRATEGIES,
   type Mask,
+  type MaskedPredicates,
   type MaskRule,
   masksFor,
   type OutputLineage,
   type RowMasker,
   redactText,
+  refusalMessage,
+  refusedUse,
   type Source,
   type StatementShape,
   statementShapes,
   strictest,
 } from "@agentgate/masking";
-import { Backend, Frontend } from "@agentgate/wire";
+import { Backend, errorResponse, Frontend } from "@agentgate/wire";
 import type { Logger } from "pino";
 import type { CatalogColumn, MaskCatalog, Relation } from "./catalog.ts";
 import {
@@ -29,7 +33,10 @@ import {
   rowDescriptionFields,
 } from "./protocol.ts";
 
-/** What masks a value nobody can vouch for: an unknown relation, an opaque function. */
+/**
+ * What masks a value out of something the analysis cannot see into (an opaque function). A value from a relation
+ * the catalog does not know is never masked by guess: its result is withheld with an error (see Unverifiable).
+ */
 const FAIL_CLOSED: Mask = Object.freeze({ strategy: "redact", keep: 0, rule: "(unverifiable)" });
 const DETECT_MASK: Mask = Object.freeze({ strategy: "detect", keep: 0, rule: "" });
 
@@ -68,6 +75,8 @@ type Entry =
 interface Result {
   masker: RowMasker;
   labels: string[];
+  /** Set when the rows' provenance cannot be told: the first row is answered with this error instead. */
+  refusal?: MaskRefusal;
 }
 
 interface CopyResult extends Result {
@@ -86,7 +95,30 @@ export interface MaskRefusal {
   code: string;
   message: string;
   hint?: string;
+  detail?: string;
 }
+
+/** DDL and what may run it: after it completes (and commits), the catalog is read again. */
+const DDL_TAG = /^(CREATE|ALTER|DROP|COMMENT|SECURITY LABEL|IMPORT FOREIGN SCHEMA|REFRESH|DO|CALL|DISCARD)\b/;
+
+const WITHHELD_DETAIL = "The statement ran (with any after it in the same query string); only its result is withheld.";
+
+/** A result whose provenance the gateway cannot tell: refused, never masked by guess (never a made-up value). */
+function unverifiable(what: string): MaskRefusal {
+  return {
+    code: "55000",
+    message: `the gateway cannot tell which table ${what} comes from, so it cannot tell which masks apply and withholds the result`,
+    detail: WITHHELD_DETAIL,
+    hint: "A table created in a transaction not yet committed, or earlier in the same query string, is not yet visible to the gateway's catalog: commit it first, or send the statement on its own.",
+  };
+}
+
+/** A failure of the gateway's own masking code: reported as the gateway's, never as the target's. */
+const INTERNAL: MaskRefusal = {
+  code: "XX000",
+  message: "internal gateway error: the result could not be masked, so it is withheld",
+  detail: WITHHELD_DETAIL,
+};
 
 /**
  * Masks one session's results by provenance. The session tells it the masks in force (with each decision), every
@@ -100,7 +132,7 @@ export class SessionMasking {
   readonly #o: MaskingOptions;
   #revision: string | undefined;
   #matcher: ColumnMatcher = masksFor([], []);
-  #refusePredicates = false;
+  #predicates: MaskedPredicates = "whole-value";
   #entries: Entry[] = [];
   readonly #statements = new Map<string, Statement>();
   readonly #portals = new Map<string, Portal>();
@@ -109,20 +141,27 @@ export class SessionMasking {
   #result: Result | undefined;
   #copy: CopyResult | undefined;
   #counts = new Map<string, number>();
-  #lastShapes: { sql: string; shapes: StatementShape[] } | undefined;
+  #lastShapes: { sql: string; loads: number; shapes: StatementShape[] } | undefined;
   #maskedColumns = new Map<number, ReadonlySet<string>>();
+  #maskedColumnsLoads = -1;
+  /** Set while planning when a source is a relation the catalog does not know. */
+  #unverifiable: string | undefined;
+  /** An error was sent in place of a result: everything up to ReadyForQuery is dropped. */
+  #withholding = false;
+  /** DDL completed since the last ReadyForQuery outside a transaction: the catalog is stale once it commits. */
+  #ddl = false;
 
   constructor(options: MaskingOptions) {
     this.#o = options;
   }
 
   /** Masks in force from the latest decision (the policy service filtered them for this principal). */
-  useRules(revision: string, rules: readonly MaskRule[], refusePredicates: boolean): void {
+  useRules(revision: string, rules: readonly MaskRule[], predicates: MaskedPredicates): void {
     if (revision === this.#revision) return;
     this.#revision = revision;
     const checked = rules.map(checkedRule);
     this.#matcher = masksFor(checked.length === 0 ? [] : [...checked, ...STATISTICS_RULES], []);
-    this.#refusePredicates = refusePredicates;
+    this.#predicates = predicates;
     this.#maskedColumns.clear();
   }
 
@@ -136,6 +175,20 @@ export class SessionMasking {
     return this.active && this.#o.catalog.needsLoad;
   }
 
+  /**
+   * Whether the catalog must be (re)loaded before `sql` can be planned: it is stale, or the statement names a
+   * relation it does not know that no load since the last DDL has looked for (a table created by someone else).
+   */
+  needsCatalogFor(sql: string): boolean {
+    if (!this.active) return false;
+    try {
+      this.#seekUnknown(this.#shapes(sql));
+    } catch {
+      // unparsable: the server will reject it too
+    }
+    return this.#o.catalog.needsLoad;
+  }
+
   /** Counts of masked cells per column since the last call (for a statement's audit record). */
   takeCounts(): Record<string, bigint> {
     if (this.#counts.size === 0) return {};
@@ -147,7 +200,7 @@ export class SessionMasking {
 
   /**
    * Checks a statement before it is forwarded: a refusal when it would leak what masking cannot hide (a binary COPY
-   * of a masked column; with the predicate switch on, a masked column used to filter, join, group or order).
+   * of a masked column; a use of a masked value that `maskedPredicates` does not allow: see refusedUse).
    */
   check(type: number, sql: string): MaskRefusal | undefined {
     if (!this.active || (type !== Frontend.Query && type !== Frontend.Parse)) return undefined;
@@ -157,6 +210,7 @@ export class SessionMasking {
     } catch {
       return undefined; // the server will reject it too; nothing is returned
     }
+    this.#seekUnknown(shapes);
     for (const shape of shapes) {
       if (shape.copyTo?.format === "binary" && this.#copyPlan(shape.lineage).some((m) => m !== undefined)) {
         return {
@@ -173,15 +227,15 @@ export class SessionMasking {
           hint: "Masked values may be read (masked) but not copied into other tables.",
         };
       }
-      if (this.#refusePredicates) {
-        const used = this.#maskedPredicate(shape);
-        if (used !== undefined) {
-          return {
-            code: "42501",
-            message: `permission denied: the masked column "${used}" may not be used to filter, join, group or order rows`,
-            hint: "Masked values must not be inferable from which rows come back.",
-          };
-        }
+      if (this.#predicates !== "allow") {
+        const mode = this.#predicates;
+        let refusal = undefined as ReturnType<typeof refusedUse>;
+        if (shape.uses === "incomplete") {
+          // Part of the statement could not be followed: judged by column names alone.
+          const used = this.#maskedPredicate(shape);
+          if (used !== undefined) refusal = { column: used, clause: "a clause the gateway cannot follow", mode };
+        } else refusal = refusedUse(shape.uses, mode, (source) => this.#maskOfUse(source));
+        if (refusal !== undefined) return { code: "42501", ...refusalMessage(refusal) };
       }
     }
     return undefined;
@@ -272,12 +326,58 @@ export class SessionMasking {
     }
   }
 
-  /** A server message for the client: the message to send (possibly rewritten), or undefined to drop it. */
+  /**
+   * A server message for the client: the message to send (possibly rewritten), or undefined to drop it. Never
+   * throws: a result that cannot be masked is answered with an error of the gateway's own (55000 when its
+   * provenance cannot be told, XX000 when masking itself failed) and the rest of it, up to ReadyForQuery, dropped.
+   */
   received(type: number, message: Buffer): Buffer | undefined {
+    if (this.#withholding) return this.#whileWithholding(type, message);
+    try {
+      return this.#received(type, message);
+    } catch (error) {
+      if (error instanceof Withheld) return this.#withhold(error.refusal);
+      // The error may describe a row's structure, never its values; only its class and code are logged.
+      const code = (error as { code?: unknown }).code;
+      this.#o.logger.error(
+        {
+          error: error instanceof Error ? error.name : typeof error,
+          code: typeof code === "string" ? code : undefined,
+        },
+        "masking failed: the result is withheld",
+      );
+      return this.#withhold(INTERNAL);
+    }
+  }
+
+  #withhold(refusal: MaskRefusal): Buffer {
+    this.#withholding = true;
+    this.#endResult();
+    return errorResponse({ severity: "ERROR", ...refusal });
+  }
+
+  /** After a withheld result: the plan still follows every message, but only session-level ones reach the client. */
+  #whileWithholding(type: number, message: Buffer): Buffer | undefined {
+    if (type === Backend.DataRow || type === Backend.CopyData) return undefined;
+    try {
+      this.#received(type, message);
+    } catch {
+      // what is dropped needs no plan
+    }
+    this.#endResult();
+    if (type === Backend.ReadyForQuery) {
+      this.#withholding = false;
+      return message;
+    }
+    return type === Backend.ParameterStatus || type === Backend.NotificationResponse ? message : undefined;
+  }
+
+  #received(type: number, message: Buffer): Buffer | undefined {
     switch (type) {
       case Backend.DataRow: {
         const result = this.#result ?? this.#executeResult();
         if (result === undefined) return message;
+        if (result.refusal !== undefined) throw new Withheld(result.refusal);
         return result.masker.dataRow(message);
       }
       case Backend.CopyData: {
@@ -287,7 +387,9 @@ export class SessionMasking {
           copy.skipHeader = false;
           return message;
         }
-        if (copy.format.format === "binary") return undefined; // refused before; never relayed in clear
+        if (copy.masker.passthrough) return message;
+        // A binary COPY of masked columns was refused before it ran; its rows are never relayed in clear.
+        if (copy.format.format === "binary") throw new Withheld(INTERNAL);
         const line = message.subarray(5);
         const masked =
           copy.format.format === "csv"
@@ -308,13 +410,14 @@ export class SessionMasking {
         return message;
       }
       case Backend.CopyOutResponse:
-        this.#onCopyOut();
+        this.#onCopyOut(message);
         return message;
       case Backend.CommandComplete:
       case Backend.EmptyQueryResponse:
       case Backend.PortalSuspended: {
         this.#endResult();
         const head = this.#entries[0];
+        if (type === Backend.CommandComplete && this.#isDdl(head, message)) this.#ddl = true;
         if (head?.kind === "query") head.index++;
         else if (head?.kind === "execute") this.#entries.shift();
         return message;
@@ -327,15 +430,20 @@ export class SessionMasking {
         if (head !== undefined && head.kind !== "query") {
           while (this.#entries.length > 0 && this.#entries[0]!.kind !== "sync") this.#entries.shift();
         }
-        return this.active ? this.#redactNotice(message, touches) : message;
+        return this.active && touches ? this.#redactNotice(message) : message;
       }
       case Backend.NoticeResponse: {
         const head = this.#entries[0];
         const touches = head?.kind === "query" || head?.kind === "execute" ? head.touches : false;
-        return this.active ? this.#redactNotice(message, touches) : message;
+        return this.active && touches ? this.#redactNotice(message) : message;
       }
       case Backend.ReadyForQuery: {
         this.#endResult();
+        // DDL is visible to the catalog's own connection once committed: outside a transaction block.
+        if (this.#ddl && message[5] === 0x49 /* I */) {
+          this.#ddl = false;
+          this.#o.catalog.stale();
+        }
         // Everything up to and including the Sync or Query this answers is done.
         while (this.#entries.length > 0) {
           const e = this.#entries.shift()!;
@@ -350,16 +458,44 @@ export class SessionMasking {
 
   // ---- statements ------------------------------------------------------------------------------------------------
 
-  /** The statement's shapes; check() and sent() ask for the same text one after the other, so the last is kept. */
+  /**
+   * The statement's shapes; check() and sent() ask for the same text one after the other, so the last is kept (as
+   * long as the catalog its star expansions were read from is the same).
+   */
   #shapes(sql: string): StatementShape[] {
-    if (this.#lastShapes?.sql === sql) return this.#lastShapes.shapes;
+    const loads = this.#o.catalog.loads;
+    if (this.#lastShapes?.sql === sql && this.#lastShapes.loads === loads) return this.#lastShapes.shapes;
     const shapes = statementShapes(sql, {
       columnsOf: this.#o.catalog.columnsOf,
       prepared: this.#prepared,
       cursors: this.#cursors,
     });
-    this.#lastShapes = { sql, shapes };
+    this.#lastShapes = { sql, loads, shapes };
     return shapes;
+  }
+
+  /** Names of relations the catalog does not know: the next load looks for them (once until the next DDL). */
+  #seekUnknown(shapes: readonly StatementShape[]): void {
+    for (const shape of shapes) {
+      for (const written of shape.relations) {
+        if (this.#o.catalog.relationsNamed(written).length === 0) this.#o.catalog.seek(written);
+      }
+    }
+  }
+
+  /** Whether a completed command may have changed what the catalog holds. */
+  #isDdl(head: Entry | undefined, message: Buffer): boolean {
+    const tag = message.toString("latin1", 5, message.length - 1);
+    if (DDL_TAG.test(tag)) return true;
+    // CREATE TABLE AS, SELECT INTO and CREATE MATERIALIZED VIEW complete as "SELECT n".
+    if (!tag.startsWith("SELECT")) return false;
+    const shape =
+      head?.kind === "query"
+        ? head.shapes?.[head.index]
+        : head?.kind === "execute"
+          ? head.portal.statement.shape
+          : undefined;
+    return shape !== undefined && shape.storedLineages.length > 0;
   }
 
   /** SQL-level session state the next statements' lineage depends on. */
@@ -444,6 +580,16 @@ export class SessionMasking {
     return undefined;
   }
 
+  /**
+   * The mask of a value a statement uses (compares, orders...). A relation the catalog does not know (one made in
+   * a transaction not yet committed) holds no masked values: they cannot be stored where no mask applies, and a
+   * temporary view over masked columns is refused. Results read from it are refused all the same (see #plan).
+   */
+  #maskOfUse(source: Source): Mask | undefined {
+    if (this.#o.catalog.relationsNamed(source.relation).length === 0) return undefined;
+    return this.#maskOfSources([source], 0);
+  }
+
   // ---- plans -------------------------------------------------------------------------------------------------------
 
   #onRowDescription(message: Buffer): Buffer | undefined {
@@ -476,18 +622,21 @@ export class SessionMasking {
     if (fields === undefined && portal.statement.fields !== undefined) {
       fields = portal.statement.fields.map((f, i) => ({ ...f, format: formatOf(portal.formats, i) }));
     }
-    if (fields === undefined) {
-      // Rows of unknown shape: no plan can be made, so nothing of them is relayed in clear.
-      this.#o.logger.warn("rows without a known description: every cell is masked");
-      fields = [];
-    }
     this.#endResult();
+    if (fields === undefined) {
+      // Rows of unknown shape: no plan can be made, so none of them is relayed, in clear or made up.
+      this.#o.logger.warn("rows without a known description: the result is withheld");
+      this.#result = { masker: createRowMasker([], [], this.#o.hasher), labels: [], refusal: INTERNAL };
+      return this.#result;
+    }
     this.#result = this.#plan(fields, portal.statement.shape?.lineage ?? "opaque");
     return this.#result;
   }
 
   #plan(fields: readonly Field[], lineage: OutputLineage | undefined): Result {
+    this.#unverifiable = undefined;
     const aligned = this.#align(lineage, fields.length);
+    let refusal: MaskRefusal | undefined;
     const plan: (Mask | undefined)[] = [];
     const labels: string[] = [];
     const types: ColumnType[] = [];
@@ -502,8 +651,10 @@ export class SessionMasking {
       if (field.tableOid !== 0) {
         const column = this.#o.catalog.column(field.tableOid, field.attnum);
         if (column === undefined) {
-          this.#o.catalog.stale();
-          mask = FAIL_CLOSED;
+          // Not in the catalog (a table of an uncommitted transaction, or created in the same query string): the
+          // next statement reads the catalog again (once), and these rows are refused rather than masked by guess.
+          this.#o.catalog.seek(field.tableOid);
+          refusal ??= unverifiable(`result column "${field.name}" (relation OID ${field.tableOid})`);
         } else {
           mask = this.#maskOfColumn(column, 0);
           label = `${column.relation.schema}.${column.relation.name}.${column.column}`;
@@ -511,12 +662,16 @@ export class SessionMasking {
       } else {
         mask = aligned === "opaque" ? FAIL_CLOSED : this.#maskOfSources(aligned(i), 0);
         if (mask === undefined && textFamily(types[i]!)) mask = DETECT_MASK;
+        if (this.#unverifiable !== undefined) {
+          refusal ??= unverifiable(`result column "${field.name}" (computed from "${this.#unverifiable}")`);
+        }
       }
       plan.push(mask);
       labels.push(label);
     }
-    // Rows of unknown shape (no description): every cell of them is withheld.
-    return { masker: fields.length === 0 ? failClosedMasker() : createRowMasker(plan, types, this.#o.hasher), labels };
+    const result: Result = { masker: createRowMasker(plan, types, this.#o.hasher), labels };
+    if (refusal !== undefined) result.refusal = refusal;
+    return result;
   }
 
   /** Sources of output column i, from the lineage: by position when it lines up, else all of them. */
@@ -550,26 +705,41 @@ export class SessionMasking {
     for (const source of sources) {
       const relations = this.#o.catalog.relationsNamed(source.relation);
       if (relations.length === 0) {
-        // A relation the catalog does not know (yet): it may hold anything.
-        this.#o.catalog.stale();
+        // A relation the catalog does not know (yet): it may hold anything. Results refuse it (see #plan); checks
+        // before a statement runs take it as masked.
+        this.#o.catalog.seek(source.relation);
+        this.#unverifiable ??= source.relation;
         return FAIL_CLOSED;
       }
+      // A value computed from a masked column (or a whole row) is redacted whole, never partial or hashed.
+      const derived = "wholeRow" in source || source.derived === true;
       for (const relation of relations) {
         if ("wholeRow" in source) {
           for (const column of relation.columns) {
-            if (column !== undefined) mask = strictest(mask, this.#maskOfColumn({ relation, column }, depth + 1));
+            if (column !== undefined) {
+              mask = strictest(mask, derivedMask(this.#maskOfColumn({ relation, column }, depth + 1)));
+            }
           }
         } else if (relation.columns.includes(source.column)) {
-          mask = strictest(mask, this.#maskOfColumn({ relation, column: source.column }, depth + 1));
+          const own = this.#maskOfColumn({ relation, column: source.column }, depth + 1);
+          mask = strictest(mask, derived ? derivedMask(own) : own);
         }
       }
     }
     return mask;
   }
 
-  /** A catalog column's mask: its own rule, and for a view the masks of what the view column derives from. */
+  /**
+   * A catalog column's mask: its own rule, the rules of the same column of every table it is a partition or
+   * inheritance child of, and for a view the masks of what the view column derives from.
+   */
   #maskOfColumn({ relation, column }: CatalogColumn, depth: number): Mask | undefined {
     let mask = this.#matcher.strategyFor(relation.schema, relation.name, column);
+    for (const ancestor of relation.ancestors) {
+      if (ancestor.columns.includes(column)) {
+        mask = strictest(mask, this.#matcher.strategyFor(ancestor.schema, ancestor.name, column));
+      }
+    }
     if (relation.kind !== "v" && relation.kind !== "m") return mask;
     if (depth > 16) return FAIL_CLOSED; // views of views beyond reason
     const lineage = this.#o.catalog.viewLineage(relation);
@@ -581,6 +751,10 @@ export class SessionMasking {
   }
 
   #maskedColumnsOf(relation: Relation): ReadonlySet<string> {
+    if (this.#maskedColumnsLoads !== this.#o.catalog.loads) {
+      this.#maskedColumns.clear(); // OIDs are kept across loads; columns and parents may not be
+      this.#maskedColumnsLoads = this.#o.catalog.loads;
+    }
     let set = this.#maskedColumns.get(relation.oid);
     if (set === undefined) {
       set = new Set(
@@ -595,14 +769,16 @@ export class SessionMasking {
 
   // ---- COPY --------------------------------------------------------------------------------------------------------
 
-  #copyPlan(lineage: OutputLineage): (Mask | undefined)[] {
-    const count = lineageWidth(lineage, this.#o.catalog.columnsOf);
+  /** Per COPY column its mask; `width` is the column count CopyOutResponse gives (else the lineage's). */
+  #copyPlan(lineage: OutputLineage, width?: number): (Mask | undefined)[] {
+    const count = width ?? lineageWidth(lineage, this.#o.catalog.columnsOf);
     const aligned = this.#align(lineage, count);
-    if (aligned === "opaque") return [FAIL_CLOSED];
+    if (aligned === "opaque") return Array.from({ length: Math.max(count, 1) }, () => FAIL_CLOSED);
     return Array.from({ length: Math.max(count, 1) }, (_, i) => this.#maskOfSources(aligned(i), 0));
   }
 
-  #onCopyOut(): void {
+  /** CopyOutResponse: int8 overall format, int16 column count, then a format per column. */
+  #onCopyOut(message: Buffer): void {
     if (!this.active) return;
     const head = this.#entries[0];
     const shape =
@@ -611,18 +787,20 @@ export class SessionMasking {
         : head?.kind === "execute"
           ? head.portal.statement.shape
           : undefined;
-    const format = shape?.copyTo ?? { format: "text", header: false };
-    const plan = shape === undefined ? [FAIL_CLOSED] : this.#copyPlan(shape.lineage);
-    const labels = plan.map((_, i) => `copy column ${i + 1}`);
-    const masker =
-      shape === undefined || shape.lineage === "opaque"
-        ? failClosedMasker()
-        : createRowMasker(
-            plan,
-            plan.map(() => TEXT),
-            this.#o.hasher,
-          );
     this.#endResult();
+    if (shape === undefined) throw new Withheld(unverifiable("what COPY copies"));
+    const width = message.readInt16BE(6);
+    const format = shape.copyTo ?? { format: "text", header: false };
+    this.#unverifiable = undefined;
+    const plan = this.#copyPlan(shape.lineage, width);
+    if (this.#unverifiable !== undefined)
+      throw new Withheld(unverifiable(`"${this.#unverifiable}", which COPY copies,`));
+    const labels = plan.map((_, i) => `copy column ${i + 1}`);
+    const masker = createRowMasker(
+      plan,
+      plan.map(() => TEXT),
+      this.#o.hasher,
+    );
     this.#copy = { masker, labels, format, skipHeader: format.format === "csv" && format.header };
   }
 
@@ -630,16 +808,14 @@ export class SessionMasking {
 
   /**
    * Error and notice texts may quote values (a failed cast echoes its input; a unique violation shows the key). For
-   * a statement that touches a masked column, quoted values in the message are replaced and the detail and context
-   * dropped; the content detectors run over every text either way.
+   * a statement that touches a masked column, quoted values in the message are replaced, the detail and context
+   * dropped and the content detectors run over what is left; other statements' errors and notices go unchanged.
    */
-  #redactNotice(message: Buffer, touches: boolean): Buffer {
+  #redactNotice(message: Buffer): Buffer {
     return rebuildNoticeFields(message, (code, text) => {
-      if (touches) {
-        if (code === 0x44 /* D detail */) return "(detail withheld: it may show masked values)";
-        if (code === 0x57 /* W context */ || code === 0x71 /* q internal query */) return undefined;
-        if (code === 0x4d /* M message */) text = text.replace(/"(?:[^"]|"")*"/g, '"****"');
-      }
+      if (code === 0x44 /* D detail */) return "(detail withheld: it may show masked values)";
+      if (code === 0x57 /* W context */ || code === 0x71 /* q internal query */) return undefined;
+      if (code === 0x4d /* M message */) text = text.replace(/"(?:[^"]|"")*"/g, '"****"');
       if (code === 0x4d || code === 0x44 || code === 0x48 /* H hint */ || code === 0x57) return redactText(text).text;
       return text;
     });
@@ -703,24 +879,12 @@ function copyOptions(format: CopyFormat): { delimiter?: string; null?: string; q
   return out;
 }
 
-/** For rows nothing can be said about: every cell of a DataRow becomes NULL, every COPY row is dropped. */
-function failClosedMasker(): RowMasker {
-  const masked: number[] = [0];
-  return {
-    passthrough: false,
-    masked,
-    dataRow(message) {
-      const count = message.readUInt16BE(5);
-      masked[0]! += count;
-      const out = Buffer.alloc(7 + count * 4, 0xff);
-      out[0] = Backend.DataRow;
-      out.writeUInt32BE(out.length - 1, 1);
-      out.writeUInt16BE(count, 5);
-      return out;
-    },
-    copyTextRow: () => Buffer.alloc(0),
-    copyCsvRow: () => Buffer.alloc(0),
-  };
+/** Thrown while planning a result that must not be relayed: received() answers it with the refusal instead. */
+class Withheld extends Error {
+  override readonly name = "Withheld";
+  constructor(readonly refusal: MaskRefusal) {
+    super(refusal.message);
+  }
 }
 
 function frame(type: number, payload: Buffer): Buffer {

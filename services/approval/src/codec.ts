@@ -7,17 +7,17 @@ import {
   ApprovalExpiredSchema,
   ApprovalGrantedSchema,
   ApprovalRequestedSchema,
+  type ApprovalSchema,
   ApprovalState,
   ApprovalWithdrawnSchema,
   type EventMeta,
-  GrantIssuedSchema,
-  GrantRevokedSchema,
+  type EventMetaSchema,
   type Principal,
 } from "@agentgate/events";
 import type { EventToAppend, RecordedEvent } from "@agentgate/eventstore";
 import { create, type DescMessage, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { ApprovalEvent, ApprovalStatus, ApprovalState as State } from "./decider.ts";
+import type { ApprovalEvent, ApprovalStatus, RequestedApproval } from "./approval-decider.ts";
 
 export const STREAM_PREFIX = "approval-";
 
@@ -51,7 +51,7 @@ interface Context {
   workerId: string;
 }
 
-function meta(event: ApprovalEvent, cx: Context): MessageInitShape<typeof import("@agentgate/events").EventMetaSchema> {
+function meta(event: ApprovalEvent, cx: Context): MessageInitShape<typeof EventMetaSchema> {
   const request = event.type === "requested" ? event : cx.request;
   return {
     eventId: randomUUID(),
@@ -66,70 +66,56 @@ function meta(event: ApprovalEvent, cx: Context): MessageInitShape<typeof import
 /** A decider event as the store appends it. */
 export function toStored(event: ApprovalEvent, cx: Context): EventToAppend {
   const m = meta(event, cx);
-  const id = cx.approvalId;
-  let schema: DescMessage;
-  let message: unknown;
-  switch (event.type) {
-    case "requested":
-      schema = ApprovalRequestedSchema;
-      message = create(ApprovalRequestedSchema, {
-        meta: m,
-        approvalId: id,
-        sql: event.sql,
-        parameters: event.parameters,
-        rule: event.rule,
-        reason: event.reason,
-        approverGroups: event.approverGroups,
-        approvalsRequired: event.approvalsRequired,
-        estimatedRows: event.estimatedRows,
-        objects: event.objects,
-        expiresAt: timestampFromDate(event.expiresAt),
-        mode: event.mode,
-        fingerprint: event.fingerprint,
-        grantClasses: event.grantClasses,
-        grantSeconds: event.grantSeconds,
-      });
-      break;
-    case "granted":
-      schema = ApprovalGrantedSchema;
-      message = create(ApprovalGrantedSchema, {
-        meta: { ...m, principal: event.approver },
-        approvalId: id,
-        via: event.via,
-      });
-      break;
-    case "denied":
-      schema = ApprovalDeniedSchema;
-      message = create(ApprovalDeniedSchema, {
-        meta: { ...m, principal: event.approver },
-        approvalId: id,
-        reason: event.reason,
-        via: event.via,
-      });
-      break;
-    case "expired":
-      schema = ApprovalExpiredSchema;
-      message = create(ApprovalExpiredSchema, { meta: m, approvalId: id });
-      break;
-    case "withdrawn":
-      schema = ApprovalWithdrawnSchema;
-      message = create(ApprovalWithdrawnSchema, { meta: m, approvalId: id, reason: event.reason });
-      break;
-    case "consumed":
-      schema = ApprovalConsumedSchema;
-      message = create(ApprovalConsumedSchema, { meta: m, approvalId: id });
-      break;
-    case "announced":
-      schema = ApprovalAnnouncedSchema;
-      message = create(ApprovalAnnouncedSchema, { meta: m, approvalId: id, channel: event.channel, ts: event.ts });
-      break;
-  }
+  const [schema, message] = body(event, m, cx.approvalId);
   return {
     eventId: m.eventId as string,
     type: schema.typeName,
-    data: toBinary(schema, message as never),
+    data: toBinary(schema, create(schema, message as never)),
     occurredAt: event.at,
   };
+}
+
+type Meta = ReturnType<typeof meta>;
+
+/** The protobuf message (its schema and fields) that records `event`. */
+function body(event: ApprovalEvent, m: Meta, approvalId: string): [DescMessage, object] {
+  switch (event.type) {
+    case "requested":
+      return [
+        ApprovalRequestedSchema,
+        {
+          meta: m,
+          approvalId,
+          sql: event.sql,
+          parameters: event.parameters,
+          rule: event.rule,
+          reason: event.reason,
+          approverGroups: event.approverGroups,
+          approvalsRequired: event.approvalsRequired,
+          estimatedRows: event.estimatedRows,
+          objects: event.objects,
+          expiresAt: timestampFromDate(event.expiresAt),
+          mode: event.mode,
+          fingerprint: event.fingerprint,
+          grantClasses: event.grantClasses,
+          grantSeconds: event.grantSeconds,
+        },
+      ];
+    case "granted":
+      return [ApprovalGrantedSchema, { meta: { ...m, principal: event.approver }, approvalId, via: event.via }];
+    case "denied": {
+      const { reason, via } = event;
+      return [ApprovalDeniedSchema, { meta: { ...m, principal: event.approver }, approvalId, reason, via }];
+    }
+    case "expired":
+      return [ApprovalExpiredSchema, { meta: m, approvalId }];
+    case "withdrawn":
+      return [ApprovalWithdrawnSchema, { meta: m, approvalId, reason: event.reason }];
+    case "consumed":
+      return [ApprovalConsumedSchema, { meta: m, approvalId }];
+    case "announced":
+      return [ApprovalAnnouncedSchema, { meta: m, approvalId, channel: event.channel, ts: event.ts }];
+  }
 }
 
 /** A stored approval event back as a decider event, with its approval id; undefined for other types. */
@@ -146,7 +132,7 @@ export function fromStored(recorded: RecordedEvent): { approvalId: string; event
         event: {
           type: "requested",
           approvalId: e.approvalId,
-          requester: meta.principal ?? principal(""),
+          requester: meta.principal ?? noPrincipal(),
           target: meta.target,
           sessionId: meta.sessionId,
           sql: e.sql,
@@ -170,30 +156,23 @@ export function fromStored(recorded: RecordedEvent): { approvalId: string; event
       const e = fromBinary(ApprovalGrantedSchema, recorded.data);
       return {
         approvalId: e.approvalId,
-        event: { type: "granted", approver: e.meta?.principal ?? principal(""), via: e.via, at },
+        event: { type: "granted", approver: e.meta?.principal ?? noPrincipal(), via: e.via, at },
       };
     }
     case "denied": {
       const e = fromBinary(ApprovalDeniedSchema, recorded.data);
       return {
         approvalId: e.approvalId,
-        event: { type: "denied", approver: e.meta?.principal ?? principal(""), reason: e.reason, via: e.via, at },
+        event: { type: "denied", approver: e.meta?.principal ?? noPrincipal(), reason: e.reason, via: e.via, at },
       };
     }
     case "expired":
-      return {
-        approvalId: fromBinary(ApprovalExpiredSchema, recorded.data).approvalId,
-        event: { type: "expired", at },
-      };
+    case "consumed":
+      return { approvalId: fromBinary(TYPES[kind], recorded.data).approvalId, event: { type: kind, at } };
     case "withdrawn": {
       const e = fromBinary(ApprovalWithdrawnSchema, recorded.data);
       return { approvalId: e.approvalId, event: { type: "withdrawn", reason: e.reason, at } };
     }
-    case "consumed":
-      return {
-        approvalId: fromBinary(ApprovalConsumedSchema, recorded.data).approvalId,
-        event: { type: "consumed", at },
-      };
     case "announced": {
       const e = fromBinary(ApprovalAnnouncedSchema, recorded.data);
       return { approvalId: e.approvalId, event: { type: "announced", channel: e.channel, ts: e.ts, at } };
@@ -201,8 +180,9 @@ export function fromStored(recorded: RecordedEvent): { approvalId: string; event
   }
 }
 
-function principal(subject: string): Principal {
-  return { $typeName: "agentgate.v1.Principal", subject, groups: [], issuer: "", clientId: "" };
+/** Stands for a principal an event lacks (never written by this service). */
+export function noPrincipal(): Principal {
+  return { $typeName: "agentgate.v1.Principal", subject: "", groups: [], issuer: "", clientId: "" };
 }
 
 const STATES: Record<ApprovalStatus, ApprovalState> = {
@@ -219,10 +199,7 @@ export function stateOf(status: ApprovalStatus): ApprovalState {
 }
 
 /** The API's view of an approval. */
-export function viewOf(
-  state: State,
-  position: bigint,
-): MessageInitShape<typeof import("@agentgate/events").ApprovalSchema> {
+export function viewOf(state: RequestedApproval, position: bigint): MessageInitShape<typeof ApprovalSchema> {
   const r = state.request;
   return {
     id: r.approvalId,
@@ -252,82 +229,4 @@ export function viewOf(
       at: timestampFromDate(d.at),
     })),
   };
-}
-
-// ---- grants: stream "grant-<approval id>" ----------------------------------------------------------------------
-
-export const GRANT_PREFIX = "grant-";
-
-/** What the grant events say, folded. */
-export interface GrantFacts {
-  principal: Principal;
-  target: string;
-  classes: string[];
-  expiresAt: Date;
-  revoked: boolean;
-}
-
-/** The event that issues grant `id` (the approved grant request's id) to its requester, as the store appends it. */
-export function grantIssued(id: string, grant: Omit<GrantFacts, "revoked">, at: Date, workerId: string): EventToAppend {
-  const event = create(GrantIssuedSchema, {
-    meta: {
-      eventId: randomUUID(),
-      occurredAt: timestampFromDate(at),
-      principal: grant.principal,
-      target: grant.target,
-      workerId,
-    },
-    grantId: id,
-    classes: grant.classes,
-    expiresAt: timestampFromDate(grant.expiresAt),
-  });
-  return {
-    eventId: event.meta!.eventId,
-    type: GrantIssuedSchema.typeName,
-    data: toBinary(GrantIssuedSchema, event),
-    occurredAt: at,
-  };
-}
-
-/** The event that ends grant `id` early; `by` is who revoked it. */
-export function grantRevoked(
-  id: string,
-  by: Principal,
-  target: string,
-  reason: string,
-  at: Date,
-  workerId: string,
-): EventToAppend {
-  const event = create(GrantRevokedSchema, {
-    meta: { eventId: randomUUID(), occurredAt: timestampFromDate(at), principal: by, target, workerId },
-    grantId: id,
-    reason,
-  });
-  return {
-    eventId: event.meta!.eventId,
-    type: GrantRevokedSchema.typeName,
-    data: toBinary(GrantRevokedSchema, event),
-    occurredAt: at,
-  };
-}
-
-/** Folds a stored grant event into `grants` (by grant id); false for events of other types. */
-export function applyGrantEvent(grants: Map<string, GrantFacts>, recorded: RecordedEvent): boolean {
-  if (recorded.type === GrantIssuedSchema.typeName) {
-    const e = fromBinary(GrantIssuedSchema, recorded.data);
-    grants.set(e.grantId, {
-      principal: e.meta?.principal ?? principal(""),
-      target: e.meta?.target ?? "",
-      classes: e.classes,
-      expiresAt: e.expiresAt ? timestampDate(e.expiresAt) : new Date(0),
-      revoked: false,
-    });
-    return true;
-  }
-  if (recorded.type === GrantRevokedSchema.typeName) {
-    const grant = grants.get(fromBinary(GrantRevokedSchema, recorded.data).grantId);
-    if (grant !== undefined) grant.revoked = true;
-    return true;
-  }
-  return false;
 }

@@ -1,49 +1,17 @@
 import { randomUUID } from "node:crypto";
-import {
-  type ApprovalSchema,
-  ApprovalService,
-  ApprovalState,
-  type GrantSchema,
-  type Principal,
-} from "@agentgate/events";
-import { type EventStore, WrongExpectedRevisionError } from "@agentgate/eventstore";
-import {
-  addService,
-  bindServer,
-  type CallContext,
-  Code,
-  GrpcError,
-  isLoopback,
-  type ServiceImpl,
-} from "@agentgate/grpc";
-import { SignInError, type TokenVerifier } from "@agentgate/identity";
+import { type ApprovalSchema, ApprovalService, ApprovalState, type Principal } from "@agentgate/events";
+import type { EventStore, RecordedEvent } from "@agentgate/eventstore";
+import { addService, bindServer, Code, GrpcError, isLoopback, type ServiceImpl } from "@agentgate/grpc";
+import type { TokenVerifier } from "@agentgate/identity";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Server } from "@grpc/grpc-js";
 import { type Logger, pino } from "pino";
-import {
-  applyGrantEvent,
-  fromStored,
-  GRANT_PREFIX,
-  type GrantFacts,
-  grantIssued,
-  grantRevoked,
-  isApprovalEventType,
-  STREAM_PREFIX,
-  stateOf,
-  streamOf,
-  toStored,
-  viewOf,
-} from "./codec.ts";
-import {
-  type ApprovalCommand,
-  type ApprovalEvent,
-  ApprovalRefused,
-  decide,
-  evolve,
-  principalKey,
-  type ApprovalState as State,
-} from "./decider.ts";
+import { type ApprovalCommand, approvalDecider, type Requested, type RequestedApproval } from "./approval-decider.ts";
+import { fromStored, isApprovalEventType, STREAM_PREFIX, stateOf, streamOf, toStored, viewOf } from "./codec.ts";
+import { createCommandHandler } from "./command-handler.ts";
+import { principalKey } from "./decider.ts";
+import { createGrants } from "./grants.ts";
+import { createCallers, refusalsAsStatus } from "./rpc.ts";
 
 export interface ApprovalServiceOptions {
   /** The event store (the audit's): approvals are streams `approval-<id>` in it. */
@@ -76,29 +44,17 @@ export interface ApprovalServer {
 }
 
 type View = MessageInitShape<typeof ApprovalSchema>;
-type GrantView = MessageInitShape<typeof GrantSchema>;
 
+/** An approval as the projection holds it. */
 interface Entry {
-  state: State;
-  revision: bigint;
+  state: RequestedApproval;
   position: bigint;
 }
 
-const REFUSAL_CODES: Record<ApprovalRefused["code"], Code> = {
-  not_found: Code.NOT_FOUND,
-  exists: Code.ALREADY_EXISTS,
-  not_pending: Code.FAILED_PRECONDITION,
-  self_approval: Code.PERMISSION_DENIED,
-  not_an_approver: Code.PERMISSION_DENIED,
-  already_decided: Code.ALREADY_EXISTS,
-  not_the_requester: Code.PERMISSION_DENIED,
-  invalid: Code.INVALID_ARGUMENT,
-};
-
 /**
- * The approval service: an event-sourced aggregate per approval (a decider, appended with optimistic concurrency),
- * a projection of every approval kept live from the store's subscription (so any instance sees what any other
- * appended), and the gRPC API proxies, the CLI and the Slack bot use.
+ * The approval service: an event-sourced aggregate per approval and per grant (deciders, appended with optimistic
+ * concurrency), projections of every approval and grant kept live from the store's subscription (so any instance
+ * sees what any other appended), and the gRPC API proxies, the CLI and the Slack bot use.
  */
 export function createApprovalService(options: ApprovalServiceOptions): ApprovalServer {
   const logger = (options.logger ?? pino()).child({ service: "approval" });
@@ -107,41 +63,32 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
   const shutdown = new AbortController();
   const approvals = new Map<string, Entry>();
   const watchers = new Set<(id: string) => void>();
+  const callers = createCallers(options.verifier, options.delegates);
+  const grants = createGrants({ store, callers, grantApprovers: options.grantApprovers ?? [], instance, logger });
+  const handler = createCommandHandler(store, approvalDecider, (recorded) => fromStored(recorded)?.event);
   let head = 0n;
   let server: Server | undefined;
   let following: Promise<void> | undefined;
   let sweeper: NodeJS.Timeout | undefined;
 
-  const grants = new Map<string, GrantFacts>();
-  const grantWatchers = new Set<() => void>();
-  const applyGrant = (recorded: Parameters<typeof fromStored>[0]) => {
-    if (!applyGrantEvent(grants, recorded)) return;
-    for (const wake of grantWatchers) wake();
-  };
-
-  const apply = (recorded: Parameters<typeof fromStored>[0]) => {
+  const apply = (recorded: RecordedEvent) => {
     if (recorded.position > head) head = recorded.position;
-    if (recorded.stream.startsWith(GRANT_PREFIX)) return applyGrant(recorded);
+    if (grants.apply(recorded)) return;
     if (!recorded.stream.startsWith(STREAM_PREFIX) || !isApprovalEventType(recorded.type)) return;
     const decoded = fromStored(recorded);
     if (decoded === undefined) return;
-    const previous = approvals.get(decoded.approvalId);
-    const state = evolve(previous?.state, decoded.event);
-    if (state === undefined) return;
-    approvals.set(decoded.approvalId, { state, revision: recorded.revision, position: recorded.position });
+    const previous = approvals.get(decoded.approvalId)?.state ?? approvalDecider.initialState();
+    const state = approvalDecider.evolve(previous, decoded.event);
+    if (state.status === "none") return;
+    approvals.set(decoded.approvalId, { state, position: recorded.position });
     for (const wake of watchers) wake(decoded.approvalId);
   };
 
   /** Loads an approval from its stream (authoritative, unlike the projection, which may lag another instance). */
-  const load = async (id: string): Promise<Entry | undefined> => {
-    let entry: Entry | undefined;
-    for await (const recorded of store.readStream(streamOf(id))) {
-      const decoded = fromStored(recorded);
-      if (decoded === undefined) continue;
-      const state = evolve(entry?.state, decoded.event);
-      if (state !== undefined) entry = { state, revision: recorded.revision, position: recorded.position };
-    }
-    return entry;
+  const load = async (id: string): Promise<Entry> => {
+    const { state, position } = await handler.load(streamOf(id));
+    if (state.status === "none") throw new GrpcError(Code.NOT_FOUND, "no such approval");
+    return { state, position };
   };
 
   /** Decides a command against the stream as stored and appends the result, retrying when another instance won. */
@@ -151,160 +98,76 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
     actor: Principal | undefined,
     workerId = instance,
   ): Promise<View> => {
-    for (let attempt = 0; ; attempt++) {
-      const entry = command.type === "request" ? undefined : await load(id);
-      let events: ApprovalEvent[];
-      try {
-        events = decide(command, entry?.state);
-      } catch (error) {
-        if (error instanceof ApprovalRefused) throw new GrpcError(REFUSAL_CODES[error.code], error.message);
-        throw error;
-      }
-      if (events.length === 0) return viewOf(entry!.state, entry!.position);
-      const request = entry?.state.request ?? (events[0]!.type === "requested" ? events[0] : undefined);
-      const cx = {
-        approvalId: id,
-        request: request && { requester: request.requester, target: request.target, sessionId: request.sessionId },
-        actor,
-        workerId,
-      };
-      try {
-        const result = await store.append(
-          streamOf(id),
-          events.map((e) => toStored(e, cx)),
-          { expectedRevision: entry === undefined ? "no_stream" : entry.revision },
-        );
-        let state = entry?.state;
-        for (const event of events) state = evolve(state, event);
-        return viewOf(state!, result.position);
-      } catch (error) {
-        if (error instanceof WrongExpectedRevisionError && attempt < 5) continue;
-        throw error;
-      }
-    }
-  };
-
-  const caller = async (context: CallContext): Promise<Principal> => {
-    if (options.verifier === undefined) {
-      throw new GrpcError(Code.UNAUTHENTICATED, "this approval service verifies no approver tokens");
-    }
-    const header = context.metadata.get("authorization")[0];
-    const token = typeof header === "string" && /^Bearer /i.test(header) ? header.slice(7).trim() : "";
-    if (token === "")
-      throw new GrpcError(Code.UNAUTHENTICATED, "a bearer token (the caller's OIDC access token) is required");
-    try {
-      const p = await options.verifier.verify(token, context.signal);
-      return {
-        $typeName: "agentgate.v1.Principal",
-        subject: p.subject,
-        groups: p.groups,
-        issuer: p.issuer,
-        clientId: p.clientId ?? "",
-      };
-    } catch (error) {
-      if (error instanceof SignInError)
-        throw new GrpcError(Code.UNAUTHENTICATED, `approver token refused: ${error.message}`);
-      throw error;
-    }
-  };
-
-  /** Who decides: the token's principal, or the one a trusted delegate (the Slack bot) decides for. */
-  const approver = async (context: CallContext, onBehalfOf: Principal | undefined): Promise<Principal> => {
-    const who = await caller(context);
-    if (onBehalfOf === undefined) return who;
-    if (!(options.delegates ?? []).includes(who.clientId) || who.clientId === "") {
-      throw new GrpcError(Code.PERMISSION_DENIED, "this caller may not decide on behalf of others");
-    }
-    if (onBehalfOf.subject === "") throw new GrpcError(Code.INVALID_ARGUMENT, "on_behalf_of needs a subject");
-    return onBehalfOf;
-  };
-
-  /** Issues the grant of an approved grant request (once: the stream must not exist yet). */
-  const issueGrant = async (id: string): Promise<void> => {
-    const entry = await load(id);
-    if (entry === undefined || entry.state.request.mode !== "grant" || entry.state.status !== "approved") return;
-    const r = entry.state.request;
-    const at = new Date();
-    const expiresAt = new Date(at.getTime() + r.grantSeconds * 1000);
-    const event = grantIssued(
-      id,
-      { principal: r.requester, target: r.target, classes: r.grantClasses, expiresAt },
-      at,
-      instance,
+    const { state, position } = await refusalsAsStatus(() =>
+      handler.handle(streamOf(id), command, (event, before) =>
+        toStored(event, {
+          approvalId: id,
+          request: before.status === "none" ? undefined : before.request,
+          actor,
+          workerId,
+        }),
+      ),
     );
-    try {
-      await store.append(`${GRANT_PREFIX}${id}`, [event], { expectedRevision: "no_stream" });
-      logger.info({ grant: id, target: r.target, classes: r.grantClasses, seconds: r.grantSeconds }, "grant issued");
-    } catch (error) {
-      if (!(error instanceof WrongExpectedRevisionError)) throw error; // issued already (another instance)
-    }
+    if (state.status === "none") throw new GrpcError(Code.NOT_FOUND, "no such approval"); // decide refuses first
+    return viewOf(state, position);
   };
 
-  const activeGrants = (): GrantView[] => {
-    const now = Date.now();
-    const out: GrantView[] = [];
-    for (const [id, g] of grants) {
-      if (g.revoked || g.expiresAt.getTime() <= now) continue;
-      out.push({
-        id,
-        principal: g.principal,
-        target: g.target,
-        classes: g.classes,
-        expiresAt: timestampFromDate(g.expiresAt),
-      });
-    }
-    return out;
-  };
+  /** Issues the grant of an approved grant request (once). */
+  const issueGrant = async (id: string): Promise<void> => grants.issue(id, (await handler.load(streamOf(id))).state);
 
   const view = (id: string): View | undefined => {
     const entry = approvals.get(id);
     return entry && viewOf(entry.state, entry.position);
   };
 
+  /** Records a new request for `seconds`; its id is chosen here. */
+  const newRequest = async (
+    r: Omit<Requested, "type" | "approvalId" | "at" | "expiresAt">,
+    seconds: number,
+    workerId = instance,
+  ): Promise<View> => {
+    const approvalId = randomUUID();
+    const at = new Date();
+    const expiresAt = new Date(at.getTime() + seconds * 1000);
+    return execute(
+      approvalId,
+      { type: "request", request: { ...r, approvalId, at, expiresAt } },
+      r.requester,
+      workerId,
+    );
+  };
+
   const handlers: ServiceImpl<typeof ApprovalService> = {
     async request(request) {
       if (request.requester === undefined) throw new GrpcError(Code.INVALID_ARGUMENT, "requester is required");
       if (request.target === "") throw new GrpcError(Code.INVALID_ARGUMENT, "target is required");
-      const id = randomUUID();
-      const at = new Date();
-      const seconds = request.timeoutSeconds || (options.defaultTimeoutSeconds ?? 300);
-      const result = await execute(
-        id,
+      const result = await newRequest(
         {
-          type: "request",
-          request: {
-            approvalId: id,
-            requester: request.requester,
-            target: request.target,
-            sessionId: request.sessionId,
-            sql: request.sql,
-            parameters: request.parameters,
-            rule: request.rule,
-            reason: request.reason,
-            approverGroups: request.approverGroups,
-            approvalsRequired: request.approvalsRequired || 1,
-            estimatedRows: request.estimatedRows,
-            objects: request.objects,
-            fingerprint: request.fingerprint,
-            mode: request.mode === "deferred" ? "deferred" : "wait",
-            grantClasses: [],
-            grantSeconds: 0,
-            at,
-            expiresAt: new Date(at.getTime() + seconds * 1000),
-          },
+          requester: request.requester,
+          target: request.target,
+          sessionId: request.sessionId,
+          sql: request.sql,
+          parameters: request.parameters,
+          rule: request.rule,
+          reason: request.reason,
+          approverGroups: request.approverGroups,
+          approvalsRequired: request.approvalsRequired || 1,
+          estimatedRows: request.estimatedRows,
+          objects: request.objects,
+          fingerprint: request.fingerprint,
+          mode: request.mode === "deferred" ? "deferred" : "wait",
+          grantClasses: [],
+          grantSeconds: 0,
         },
-        request.requester,
+        request.timeoutSeconds || (options.defaultTimeoutSeconds ?? 300),
         request.workerId || instance,
       );
-      logger.info({ approval: id, target: request.target, rule: request.rule }, "approval requested");
+      logger.info({ approval: result.id, target: request.target, rule: request.rule }, "approval requested");
       return result;
     },
 
     async get({ id }) {
-      const known = view(id);
-      if (known !== undefined) return known;
-      const entry = await load(id);
-      if (entry === undefined) throw new GrpcError(Code.NOT_FOUND, "no such approval");
+      const entry = approvals.get(id) ?? (await load(id));
       return viewOf(entry.state, entry.position);
     },
 
@@ -319,7 +182,7 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
     },
 
     async approve({ id, via, onBehalfOf }, context) {
-      const who = await approver(context, onBehalfOf);
+      const who = await callers.approver(context, onBehalfOf);
       const result = await execute(id, { type: "approve", approver: who, via: via || "api", at: new Date() }, who);
       logger.info({ approval: id, approver: who.subject, via }, "approval granted by one approver");
       if (result.state === ApprovalState.APPROVED && result.mode === "grant") await issueGrant(id);
@@ -327,7 +190,7 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
     },
 
     async deny({ id, reason, via, onBehalfOf }, context) {
-      const who = await approver(context, onBehalfOf);
+      const who = await callers.approver(context, onBehalfOf);
       const result = await execute(id, { type: "deny", approver: who, reason, via: via || "api", at: new Date() }, who);
       logger.info({ approval: id, approver: who.subject, via }, "approval denied");
       return result;
@@ -362,130 +225,45 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
     },
 
     async announce({ id, channel, ts }, context) {
-      const who = await caller(context);
-      if (!(options.delegates ?? []).includes(who.clientId) || who.clientId === "") {
-        throw new GrpcError(Code.PERMISSION_DENIED, "only a delegate (the Slack bot) announces requests");
-      }
+      const who = await callers.delegate(context, "only a delegate (the Slack bot) announces requests");
       return execute(id, { type: "announce", channel, ts, at: new Date() }, who);
     },
 
     async requestGrant({ target, classes, seconds, reason }, context) {
       const approvers = options.grantApprovers ?? [];
       if (approvers.length === 0) throw new GrpcError(Code.FAILED_PRECONDITION, "grants are not configured here");
-      const requester = await caller(context);
+      const requester = await callers.caller(context);
       const wanted = [...new Set(classes.map((c) => c.trim()).filter((c) => c !== ""))];
-      if (target === "" || wanted.length === 0)
+      if (target === "" || wanted.length === 0) {
         throw new GrpcError(Code.INVALID_ARGUMENT, "a grant needs a target and classes");
+      }
       const max = options.maxGrantSeconds ?? 8 * 3600;
       if (seconds < 1 || seconds > max) throw new GrpcError(Code.INVALID_ARGUMENT, `a grant lasts 1 to ${max} seconds`);
-      const id = randomUUID();
-      const at = new Date();
-      const result = await execute(
-        id,
+      const result = await newRequest(
         {
-          type: "request",
-          request: {
-            approvalId: id,
-            requester,
-            target,
-            sessionId: "",
-            sql: `grant ${wanted.join(", ")} on ${target} for ${seconds} s${reason ? `: ${reason}` : ""}`,
-            parameters: [],
-            rule: "grant",
-            reason,
-            approverGroups: [...approvers],
-            approvalsRequired: 1,
-            estimatedRows: -1n,
-            objects: wanted,
-            fingerprint: "",
-            mode: "grant",
-            grantClasses: wanted,
-            grantSeconds: seconds,
-            at,
-            expiresAt: new Date(at.getTime() + (options.defaultTimeoutSeconds ?? 300) * 1000),
-          },
+          requester,
+          target,
+          sessionId: "",
+          sql: `grant ${wanted.join(", ")} on ${target} for ${seconds} s${reason ? `: ${reason}` : ""}`,
+          parameters: [],
+          rule: "grant",
+          reason,
+          approverGroups: [...approvers],
+          approvalsRequired: 1,
+          estimatedRows: -1n,
+          objects: wanted,
+          fingerprint: "",
+          mode: "grant",
+          grantClasses: wanted,
+          grantSeconds: seconds,
         },
-        requester,
+        options.defaultTimeoutSeconds ?? 300,
       );
-      logger.info({ approval: id, target, classes: wanted, seconds }, "grant requested");
+      logger.info({ approval: result.id, target, classes: wanted, seconds }, "grant requested");
       return result;
     },
 
-    async revokeGrant({ id, reason }, context) {
-      const who = await caller(context);
-      const groups = new Set(who.groups);
-      if (!(options.grantApprovers ?? []).some((g) => groups.has(g))) {
-        throw new GrpcError(Code.PERMISSION_DENIED, "only grant approvers may revoke grants");
-      }
-      const grant = grants.get(id);
-      if (grant === undefined) throw new GrpcError(Code.NOT_FOUND, "no such grant");
-      const at = new Date();
-      const event = grantRevoked(id, who, grant.target, reason, at, instance);
-      try {
-        await store.append(`${GRANT_PREFIX}${id}`, [event], { expectedRevision: 0n });
-      } catch (error) {
-        if (error instanceof WrongExpectedRevisionError)
-          throw new GrpcError(Code.FAILED_PRECONDITION, "the grant was already revoked");
-        throw error;
-      }
-      grant.revoked = true;
-      for (const wake of grantWatchers) wake();
-      logger.info({ grant: id, by: who.subject }, "grant revoked");
-      return {
-        id,
-        principal: grant.principal,
-        target: grant.target,
-        classes: grant.classes,
-        expiresAt: timestampFromDate(grant.expiresAt),
-      };
-    },
-
-    async listGrants() {
-      return { grants: activeGrants() };
-    },
-
-    async *watchGrants(_request, { signal }) {
-      let changed = true;
-      let wake: (() => void) | undefined;
-      const listener = () => {
-        changed = true;
-        wake?.();
-      };
-      grantWatchers.add(listener);
-      try {
-        while (!signal.aborted) {
-          if (changed) {
-            changed = false;
-            yield { grants: activeGrants() };
-          }
-          // Also wake when the next grant expires, so the set shrinks on time.
-          const next = Math.min(
-            ...[...grants.values()]
-              .filter((g) => !g.revoked && g.expiresAt.getTime() > Date.now())
-              .map((g) => g.expiresAt.getTime()),
-          );
-          let timer: NodeJS.Timeout | undefined;
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            if (Number.isFinite(next)) {
-              timer = setTimeout(
-                () => {
-                  changed = true;
-                  resolve();
-                },
-                next - Date.now() + 5,
-              );
-            }
-            signal.addEventListener("abort", () => resolve(), { once: true });
-            if (changed) resolve();
-          });
-          clearTimeout(timer);
-          wake = undefined;
-        }
-      } finally {
-        grantWatchers.delete(listener);
-      }
-    },
+    ...grants.methods,
 
     async *watch({ id }, { signal }) {
       let dirty = new Set<string>(id === "" ? approvals.keys() : [id]);
@@ -499,7 +277,6 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
       try {
         if (id !== "" && !approvals.has(id)) {
           const entry = await load(id);
-          if (entry === undefined) throw new GrpcError(Code.NOT_FOUND, "no such approval");
           if (!approvals.has(id)) approvals.set(id, entry);
         }
         while (!signal.aborted) {

@@ -5,10 +5,12 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { findBinary, type PostgresInstance, startPostgres } from "@agentgate/testkit";
 import { clockTicksPerSecond, processTreeCpuTicks } from "./cpu.ts";
+import { auditShortfall, statementsPerTransaction } from "./full-config.ts";
+import { type FullComponent, fullComponents } from "./gateway-full.ts";
 import { type BenchOptions, OptionError, parseBenchOptions, usage } from "./options.ts";
-import { initPgbench, PgbenchError, runPgbench } from "./pgbench.ts";
+import { type Endpoint, initPgbench, PgbenchError, runPgbench } from "./pgbench.ts";
 import { pgbouncerHint } from "./pgbouncer.ts";
-import { addedLatencyTable, type Cell, renderText, resultsTable, type Sample } from "./report.ts";
+import { addedLatencyTable, type Cell, fullStackTable, renderText, resultsTable, type Sample } from "./report.ts";
 import { writeResultsFile } from "./results-file.ts";
 import { loadAverage, systemInfo, versionOf } from "./system-info.ts";
 import { startTargets, type Target } from "./targets.ts";
@@ -79,6 +81,64 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   map.set(key, [...(map.get(key) ?? []), value]);
 }
 
+/** A run whose numbers must not be used although pgbench succeeded: its audit is missing statements. */
+class AuditError extends Error {
+  override name = "AuditError";
+}
+
+/** CPU ticks used so far by each process. */
+function ticksOf(pids: Partial<Record<FullComponent, number>>): Partial<Record<FullComponent, number>> {
+  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processTreeCpuTicks(pid)]));
+}
+
+/** Where pgbench connects; a full-stack target's password is a fresh token (they expire). */
+async function endpointFor(target: Target): Promise<Endpoint> {
+  const full = target.full;
+  return full === undefined ? target.endpoint : { ...target.endpoint, password: await full.stack.token(full.clientId) };
+}
+
+/**
+ * Not measured: each target runs every workload and protocol of the matrix briefly before the first round, so no
+ * measured run pays for first-time work (JIT compilation, the gateway's catalog, cached policy decisions, the
+ * verifier's JWKS). A full stack's audit is then let catch up, so its backlog is not charged to the first run.
+ */
+async function warmUp(
+  targets: Target[],
+  options: BenchOptions,
+  tools: { pgbench: string },
+  reset: () => Promise<void>,
+  signal: AbortSignal,
+): Promise<void> {
+  for (const target of targets) {
+    const mark = await target.full?.stack.auditMark();
+    for (const workload of options.workloads) {
+      for (const protocol of options.protocols) {
+        if (workload === "tpcb") await reset();
+        const clients = Math.min(4, Math.max(...options.clients));
+        try {
+          await runPgbench({
+            pgbench: tools.pgbench,
+            endpoint: await endpointFor(target),
+            workload,
+            protocol,
+            clients,
+            threads: Math.min(clients, availableParallelism()),
+            durationSeconds: options.durationSeconds,
+            transactions: 100,
+            signal,
+          });
+        } catch (error) {
+          if (!(error instanceof PgbenchError)) throw error;
+          log(
+            `warm-up ${workload} ${protocol} ${target.name}: FAILED ${error.output.split("\n").slice(-2).join(" / ")}`,
+          );
+        }
+      }
+    }
+    if (target.full !== undefined && mark !== undefined) await target.full.stack.settle(mark, 0, Date.now(), () => {});
+  }
+}
+
 async function measure(
   target: Target,
   cell: Cell,
@@ -87,26 +147,69 @@ async function measure(
   clockTicks: number,
   signal: AbortSignal,
 ): Promise<Sample> {
-  const before = target.pid === undefined ? undefined : processTreeCpuTicks(target.pid);
+  const full = target.full;
+  // The proxy of every target; for gateway-full every process of the stack.
+  const pids: Partial<Record<FullComponent, number>> =
+    full !== undefined ? full.stack.pids : target.pid === undefined ? {} : { proxy: target.pid };
+  const endpoint = await endpointFor(target);
+  const mark = await full?.stack.auditMark();
+  const before = ticksOf(pids);
   const result = await runPgbench({
     pgbench: tools.pgbench,
-    endpoint: target.endpoint,
+    endpoint,
     workload: cell.workload,
     protocol: cell.protocol,
     clients: cell.clients,
     threads: Math.min(cell.clients, availableParallelism()),
     durationSeconds: options.durationSeconds,
     signal,
+  }).catch(async (error: unknown) => {
+    // What a failed run did send is still being stored: let it land before the next run's mark is taken.
+    if (full !== undefined && mark !== undefined && !signal.aborted)
+      await full.stack.settle(mark, 0, Date.now(), () => {});
+    throw error;
   });
-  if (target.pid === undefined || before === undefined || result.transactions === 0) return result;
-  const ticks = processTreeCpuTicks(target.pid) - before;
-  return { ...result, cpuMicrosPerTxn: (ticks * 1e6) / clockTicks / result.transactions };
+  const endedAt = Date.now();
+  let after: Partial<Record<FullComponent, number>> = {};
+  let audit: Sample["audit"];
+  if (full === undefined || mark === undefined) after = ticksOf(pids);
+  else {
+    // The run's cost includes storing its audit: CPU is read once the store has caught up.
+    const expected = result.transactions * statementsPerTransaction(cell.workload);
+    audit = await full.stack.settle(mark, expected, endedAt, () => {
+      after = ticksOf(pids);
+    });
+    const shortfall = auditShortfall(audit);
+    if (shortfall !== undefined) throw new AuditError(`${result.tps.toFixed(0)} tps, but ${shortfall}`);
+  }
+  if (result.transactions === 0) return { ...result, ...(audit ? { audit } : {}) };
+  const perTxn = (name: FullComponent) => {
+    const used = (after[name] ?? 0) - (before[name] ?? 0);
+    return (used * 1e6) / clockTicks / result.transactions;
+  };
+  const components = Object.fromEntries(
+    fullComponents.filter((name) => pids[name] !== undefined).map((name) => [name, perTxn(name)]),
+  );
+  return {
+    ...result,
+    ...(pids.proxy === undefined ? {} : { cpuMicrosPerTxn: perTxn("proxy") }),
+    ...(full === undefined ? {} : { components }),
+    ...(audit === undefined ? {} : { audit }),
+  };
 }
 
 function describeSample(sample: Sample): string {
   const cpu = sample.cpuMicrosPerTxn === undefined ? "" : `  ${sample.cpuMicrosPerTxn.toFixed(1)} CPU µs/txn`;
+  const parts = Object.entries(sample.components ?? {})
+    .filter(([name]) => name !== "proxy")
+    .map(([name, micros]) => `${name} ${micros.toFixed(1)}`);
+  const components = parts.length === 0 ? "" : ` (${parts.join(", ")})`;
+  const audit =
+    sample.audit === undefined
+      ? ""
+      : `  audit ${sample.audit.recorded}/${sample.audit.expected} stmts, lag ${(sample.audit.lagMs / 1000).toFixed(1)} s`;
   const failed = sample.failed > 0 ? `  ${sample.failed} failed txns` : "";
-  return `${sample.tps.toFixed(0)} tps  ${sample.latencyMs.toFixed(3)} ms${cpu}${failed}`;
+  return `${sample.tps.toFixed(0)} tps  ${sample.latencyMs.toFixed(3)} ms${cpu}${components}${audit}${failed}`;
 }
 
 async function bench(options: BenchOptions, argv: string[], signal: AbortSignal): Promise<void> {
@@ -138,6 +241,8 @@ async function bench(options: BenchOptions, argv: string[], signal: AbortSignal)
       directUrl: postgres.url(dbname),
       pgbouncer: tools.pgbouncer,
       maxClients: Math.max(...options.clients),
+      // Tokens are fetched for each run; one must outlive its run, since the gateway ends a session at expiry.
+      full: { bench: postgres, tokenTtlSeconds: options.durationSeconds + 600, log },
       onStarted: (name, server) => {
         cleanup.push(() => server.stop());
         log(`${name} listening on ${server.host}:${server.port} (pid ${server.pid})`);
@@ -148,6 +253,8 @@ async function bench(options: BenchOptions, argv: string[], signal: AbortSignal)
       },
     });
     signal.throwIfAborted();
+    log("warm-up: every target runs each workload and protocol briefly (not measured)");
+    await warmUp(targets, options, tools, () => resetPgbenchTables(postgres, dbname), signal);
 
     const cells = cellsFor(options);
     const names = targets.map((target) => target.name);
@@ -161,8 +268,11 @@ async function bench(options: BenchOptions, argv: string[], signal: AbortSignal)
             push(cell.samples, target.name, sample);
             log(`${label}: ${describeSample(sample)}`);
           } catch (error) {
-            if (!(error instanceof PgbenchError)) throw error;
-            const reason = `${error.message}: ${error.output.split("\n").slice(-3).join(" / ")}`;
+            if (!(error instanceof PgbenchError || error instanceof AuditError)) throw error;
+            const reason =
+              error instanceof PgbenchError
+                ? `${error.message}: ${error.output.split("\n").slice(-3).join(" / ")}`
+                : error.message;
             push(cell.errors, target.name, reason);
             log(`${label}: FAILED ${reason}`);
           }
@@ -176,6 +286,11 @@ async function bench(options: BenchOptions, argv: string[], signal: AbortSignal)
       pgbouncer: tools.pgbouncer === undefined ? "not run" : versionOf(tools.pgbouncer),
     });
     process.stdout.write(`\n${renderText(resultsTable(cells, names))}\n`);
+    const full = fullStackTable(cells, names);
+    if (full.rows.length > 0) {
+      process.stdout.write(`\nfull stack: CPU µs per statement of each process, the audit's count\n`);
+      process.stdout.write(`${renderText(full)}\n`);
+    }
     if (options.clients.includes(1)) {
       process.stdout.write(`\nmean latency added to direct at 1 client (ms)\n`);
       process.stdout.write(`${renderText(addedLatencyTable(cells, names))}\n`);

@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import { basename } from "node:path";
 
 /** Clock ticks per second, the unit of utime and stime in /proc/<pid>/stat. */
 export function clockTicksPerSecond(): number {
@@ -19,7 +20,8 @@ export function parseStatCpuTicks(stat: string): number {
   return utime + stime;
 }
 
-function childrenOf(pid: number): number[] {
+/** The live children of a process, from /proc/<pid>/task/<tid>/children. */
+export function childrenOf(pid: number): number[] {
   const children: number[] = [];
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     const text = readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim();
@@ -40,4 +42,28 @@ export function processTreeCpuTicks(pid: number): number {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return 0;
     throw error;
   }
+}
+
+/** Whether a command line (argv) is `binary` listening on `port` (`-p PORT` or `--port PORT`, as nats-server takes). */
+export function isServerOnPort(argv: readonly string[], binary: string, port: number): boolean {
+  if (argv[0] === undefined || basename(argv[0]) !== binary) return false;
+  return argv.some((arg, i) => (arg === "-p" || arg === "--port") && argv[i + 1] === String(port));
+}
+
+/**
+ * The pid of the child of `parent` that is `binary` on `port`: for servers the test kit starts without telling their
+ * pid (nats-server). The test kit's setpriv wrapper execs the server, so the child's pid is the server's.
+ */
+export function childServerPid(parent: number, binary: string, port: number): number {
+  for (const pid of childrenOf(parent)) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8")
+        .split("\0")
+        .filter((arg) => arg !== "");
+      if (isServerOnPort(argv, binary, port)) return pid;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    }
+  }
+  throw new Error(`no child of process ${parent} is ${binary} on port ${port}`);
 }

@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { type Protocol, protocols, type Workload, workloads } from "./pgbench.ts";
 
-export const targetNames = ["direct", "gateway", "pgbouncer", "pipe"] as const;
+export const targetNames = ["direct", "gateway", "gateway-full", "gateway-full-exempt", "pgbouncer", "pipe"] as const;
 export type TargetName = (typeof targetNames)[number];
 
 export interface BenchOptions {
@@ -18,7 +18,7 @@ export const usage = `usage: npm run loadtest -- [options]
   --duration <s>      seconds per pgbench run (default 10)
   --rounds <n>        runs per cell and target; the median is reported (default 3)
   --scale <n>         pgbench -i scale factor (default 10)
-  --clients <list>    client counts, e.g. 1,8 (default 1,8)
+  --clients <list>    client counts, e.g. 1,8 (default 1,8,32)
   --only <list>       workloads and/or protocols to run: ${[...workloads, ...protocols].join(",")} (default all)
   --targets <list>    ${targetNames.join(",")} (default all; direct is always run, ratios need it)
   --help`;
@@ -61,7 +61,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
       duration: { type: "string", default: "10" },
       rounds: { type: "string", default: "3" },
       scale: { type: "string", default: "10" },
-      clients: { type: "string", default: "1,8" },
+      clients: { type: "string", default: "1,8,32" },
       only: { type: "string", default: "" },
       targets: { type: "string", default: targetNames.join(",") },
       help: { type: "boolean", default: false },

@@ -70,4 +70,13 @@ describe("pgbenchArgs", () => {
   it("runs the built-in TPC-B-like script without -S", () => {
     assert.equal(pgbenchArgs({ ...run, workload: "tpcb" }).includes("-S"), false);
   });
+
+  it("runs a fixed number of transactions per client instead of a time when asked (warm-up)", () => {
+    const args = pgbenchArgs({ ...run, workload: "tpcb", transactions: 50 });
+    assert.equal(args.includes("--transactions=50"), true);
+    assert.equal(
+      args.some((arg) => arg.startsWith("--time=")),
+      false,
+    );
+  });
 });

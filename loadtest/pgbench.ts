@@ -32,6 +32,8 @@ export interface PgbenchRun {
   clients: number;
   threads: number;
   durationSeconds: number;
+  /** Run this many transactions per client instead of for durationSeconds (warm-up runs). */
+  transactions?: number;
   signal?: AbortSignal;
 }
 
@@ -72,7 +74,7 @@ export function pgbenchArgs(run: PgbenchRun): string[] {
     `--protocol=${run.protocol}`,
     `--client=${run.clients}`,
     `--jobs=${run.threads}`,
-    `--time=${run.durationSeconds}`,
+    run.transactions === undefined ? `--time=${run.durationSeconds}` : `--transactions=${run.transactions}`,
     `--host=${endpoint.host}`,
     `--port=${endpoint.port}`,
     `--username=${endpoint.user}`,

@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { addedLatencyTable, type Cell, median, renderMarkdown, resultsTable } from "./report.ts";
+import { addedLatencyTable, type Cell, fullStackTable, median, renderMarkdown, resultsTable } from "./report.ts";
 
 function sample(tps: number, latencyMs: number, cpuMicrosPerTxn?: number) {
   return { tps, latencyMs, transactions: tps * 10, failed: 0, ...(cpuMicrosPerTxn ? { cpuMicrosPerTxn } : {}) };
@@ -49,5 +49,80 @@ describe("report", () => {
 
   it("averages the two middle values of an even count", () => {
     assert.equal(median([4, 1, 3, 2]), 2.5);
+  });
+});
+
+describe("fullStackTable", () => {
+  const fullSample = (tps: number, proxy: number, recorded: number) => ({
+    ...sample(tps, 5, proxy),
+    components: { proxy, policy: 7, nats: 14, audit: 21, store: 28 },
+    audit: { recorded, expected: tps * 10 * 7, lagMs: 1500 },
+  });
+  const tpcb: Cell = {
+    workload: "tpcb",
+    protocol: "extended",
+    clients: 8,
+    samples: new Map([
+      ["direct", [sample(1000, 1.0)]],
+      ["gateway-full", [fullSample(100, 700, 7002), fullSample(120, 1400, 8402)]],
+      ["gateway-full-exempt", [fullSample(110, 350, 7702)]],
+    ]),
+    errors: new Map([["gateway-full-exempt", ["the audit recorded 1 of 7 statements (6 missing)"]]]),
+  };
+
+  it("shows each process's CPU per statement, their sum and the audit's count, per full-stack target", () => {
+    const table = fullStackTable([tpcb], ["direct", "gateway-full", "gateway-full-exempt"]);
+    assert.deepEqual(table.header, [
+      "workload",
+      "protocol",
+      "target",
+      "clients",
+      "stmts/txn",
+      "proxy µs/stmt",
+      "policy µs/stmt",
+      "nats-server µs/stmt",
+      "audit µs/stmt",
+      "store PG µs/stmt",
+      "total µs/stmt",
+      "audited / expected",
+      "audit lag s",
+    ]);
+    assert.deepEqual(table.rows, [
+      // proxy: median of 700 and 1400 µs/txn = 1050, over 7 statements; the others 7..28 µs/txn → 1..4.
+      [
+        "tpcb",
+        "extended",
+        "gateway-full",
+        "8",
+        "7",
+        "150.0",
+        "1.0",
+        "2.0",
+        "3.0",
+        "4.0",
+        "160.0",
+        "15404 / 15400",
+        "1.5",
+      ],
+      [
+        "tpcb",
+        "extended",
+        "gateway-full-exempt (1/2 failed)",
+        "8",
+        "7",
+        "50.0",
+        "1.0",
+        "2.0",
+        "3.0",
+        "4.0",
+        "60.0",
+        "7702 / 7700",
+        "1.5",
+      ],
+    ]);
+  });
+
+  it("has no rows when no full-stack target ran", () => {
+    assert.deepEqual(fullStackTable([cell], ["direct", "gateway"]).rows, []);
   });
 });

@@ -1,9 +1,15 @@
+import { type AuditCount, statementsPerTransaction } from "./full-config.ts";
+import type { FullComponent } from "./gateway-full.ts";
 import type { TargetName } from "./options.ts";
 import type { PgbenchResult, Protocol, Workload } from "./pgbench.ts";
 
 /** One pgbench run against one target, with the CPU the target's process used during it when known. */
 export interface Sample extends PgbenchResult {
   cpuMicrosPerTxn?: number;
+  /** gateway-full*: CPU µs per transaction of each process of the stack (proxy included). */
+  components?: Partial<Record<FullComponent, number>>;
+  /** gateway-full*: what the audit stored for the run. */
+  audit?: AuditCount;
 }
 
 /** A workload × protocol × clients combination: every run of every target. */
@@ -52,7 +58,7 @@ export interface Table {
   leftColumns: number;
 }
 
-const cpuTargets: TargetName[] = ["gateway", "pgbouncer", "pipe"];
+const cpuTargets: TargetName[] = ["gateway", "gateway-full", "gateway-full-exempt", "pgbouncer", "pipe"];
 
 function fixed(value: number | undefined, digits: number): string {
   return value === undefined || Number.isNaN(value) ? "–" : value.toFixed(digits);
@@ -82,6 +88,67 @@ export function resultsTable(cells: Cell[], targets: TargetName[]): Table {
     return row;
   });
   return { header, rows, leftColumns: 2 };
+}
+
+/** The full-stack targets and the processes of theirs the breakdown shows, with the column titles. */
+const fullTargets: TargetName[] = ["gateway-full", "gateway-full-exempt"];
+const componentTitles: Array<[FullComponent, string]> = [
+  ["proxy", "proxy"],
+  ["policy", "policy"],
+  ["nats", "nats-server"],
+  ["audit", "audit"],
+  ["store", "store PG"],
+];
+
+/**
+ * The full stack, one row per cell and full-stack target: CPU per statement of each of its processes (median over
+ * the rounds of the run's CPU per transaction, divided by the statements in a transaction) and their sum, the
+ * statements the audit stored against those pgbench completed (summed over the rounds), and the median time the
+ * store took after the run to hold them.
+ */
+export function fullStackTable(cells: Cell[], targets: TargetName[]): Table {
+  const shown = fullTargets.filter((target) => targets.includes(target));
+  const header = ["workload", "protocol", "target", "clients", "stmts/txn"];
+  for (const [, title] of componentTitles) header.push(`${title} µs/stmt`);
+  header.push("total µs/stmt", "audited / expected", "audit lag s");
+  const rows = cells.flatMap((cell) =>
+    shown.flatMap((target) => {
+      const samples = cell.samples.get(target) ?? [];
+      const failedRuns = cell.errors.get(target)?.length ?? 0;
+      if (samples.length + failedRuns === 0) return [];
+      const failed = failedRuns > 0 ? ` (${failedRuns}/${samples.length + failedRuns} failed)` : "";
+      const perTxn = statementsPerTransaction(cell.workload);
+      const medians = componentTitles.map(([component]) => {
+        const values = samples.flatMap((sample) => {
+          const value = sample.components?.[component];
+          return value === undefined ? [] : [value];
+        });
+        return values.length === 0 ? undefined : median(values) / perTxn;
+      });
+      const known = medians.filter((value) => value !== undefined);
+      const total = known.length === medians.length && known.length > 0 ? known.reduce((a, b) => a + b) : undefined;
+      const audits = samples.flatMap((sample) => (sample.audit === undefined ? [] : [sample.audit]));
+      const audited =
+        audits.length === 0
+          ? "–"
+          : `${audits.reduce((sum, a) => sum + a.recorded, 0)} / ${audits.reduce((sum, a) => sum + a.expected, 0)}`;
+      const lag = audits.length === 0 ? undefined : median(audits.map((a) => a.lagMs)) / 1000;
+      return [
+        [
+          cell.workload,
+          cell.protocol,
+          `${target}${failed}`,
+          String(cell.clients),
+          String(perTxn),
+          ...medians.map((value) => fixed(value, 1)),
+          fixed(total, 1),
+          audited,
+          fixed(lag, 1),
+        ],
+      ];
+    }),
+  );
+  return { header, rows, leftColumns: 3 };
 }
 
 /** Mean latency each proxy adds to direct at one client, where latency is not a queueing effect. */

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BenchOptions, TargetName } from "./options.ts";
-import { addedLatencyTable, type Cell, renderMarkdown, resultsTable } from "./report.ts";
+import { addedLatencyTable, type Cell, fullStackTable, renderMarkdown, resultsTable } from "./report.ts";
 import type { SystemInfo } from "./system-info.ts";
 
 export interface ResultsReport {
@@ -45,6 +45,7 @@ export function markdownReport(report: ResultsReport): string {
       errors.map((error) => `- ${cell.workload} ${cell.protocol} ${cell.clients} clients, ${target}: ${error}`),
     ),
   );
+  const full = fullStackTable(cells, targets);
   return [
     `# agentgate load test, ${info.date}`,
     "",
@@ -63,6 +64,9 @@ export function markdownReport(report: ResultsReport): string {
     cells.some((cell) => cell.clients === 1)
       ? renderMarkdown(addedLatencyTable(cells, targets))
       : "(no 1-client runs: pass --clients 1,...)",
+    ...(full.rows.length > 0
+      ? ["", "## Full stack: CPU per statement of each process, the audit's count", "", renderMarkdown(full)]
+      : []),
     ...(failures.length > 0 ? ["", "## Failed runs", "", ...failures] : []),
     "",
   ].join("\n");

@@ -1,5 +1,7 @@
 import { existsSync } from "node:fs";
+import { fullPrincipals, fullTarget, touchedMask, untouchedMask } from "./full-config.ts";
 import { gatewayEntry, gatewayTarget, startGateway } from "./gateway.ts";
+import { type FullStack, type FullStackOptions, startGatewayFull } from "./gateway-full.ts";
 import type { TargetName } from "./options.ts";
 import type { Endpoint } from "./pgbench.ts";
 import { startPgbouncer } from "./pgbouncer.ts";
@@ -11,6 +13,23 @@ export interface Target {
   name: TargetName;
   endpoint: Endpoint;
   pid?: number;
+  /**
+   * gateway-full and gateway-full-exempt: the stack (shared by both) whose processes are charged to the run and
+   * whose audit is checked after it, and the principal pgbench signs in as with a fresh token for each run.
+   */
+  full?: { stack: FullStack; clientId: string };
+}
+
+type FullTargetName = Extract<TargetName, "gateway-full" | "gateway-full-exempt">;
+
+/** The principal each full-stack target signs in as: subject to the mask on pgbench_accounts, or exempt from it. */
+const fullClients: Record<FullTargetName, string> = {
+  "gateway-full": fullPrincipals.masked.clientId,
+  "gateway-full-exempt": fullPrincipals.exempt.clientId,
+};
+
+function isFullTarget(name: TargetName): name is FullTargetName {
+  return Object.hasOwn(fullClients, name);
 }
 
 export interface StartTargetsOptions {
@@ -26,9 +45,14 @@ export interface StartTargetsOptions {
   onStarted(name: TargetName, server: Server): void;
   /** Called with a line for the report, e.g. when the gateway is skipped. */
   onNote(note: string): void;
+  /** What gateway-full needs besides: the benchmark server, token lifetime, a log line sink. */
+  full: Omit<FullStackOptions, "dbname">;
 }
 
-function startServer(name: Exclude<TargetName, "direct">, options: StartTargetsOptions): Promise<Server> {
+function startServer(
+  name: Exclude<TargetName, "direct" | FullTargetName>,
+  options: StartTargetsOptions,
+): Promise<Server> {
   switch (name) {
     case "gateway":
       return startGateway(options.directUrl);
@@ -43,10 +67,33 @@ function startServer(name: Exclude<TargetName, "direct">, options: StartTargetsO
 /** Starts every requested proxy on its own loopback port; direct is always first. */
 export async function startTargets(options: StartTargetsOptions): Promise<Target[]> {
   const targets: Target[] = [{ name: "direct", endpoint: options.direct }];
+  let stack: FullStack | undefined;
   for (const name of options.names) {
     if (name === "direct") continue;
-    if (name === "gateway" && !existsSync(gatewayEntry)) {
-      options.onNote(`gateway skipped: ${gatewayEntry} does not exist yet`);
+    if (name.startsWith("gateway") && !existsSync(gatewayEntry)) {
+      options.onNote(`${name} skipped: ${gatewayEntry} does not exist yet`);
+      continue;
+    }
+    if (isFullTarget(name)) {
+      const clientId = fullClients[name];
+      if (stack === undefined) {
+        stack = await startGatewayFull({ ...options.full, dbname: options.direct.dbname });
+        const started = stack;
+        options.onNote(
+          `gateway-full: identity (OIDC token as password, plaintext on loopback), policy service, write-ahead audit ` +
+            `(NATS JetStream) with its ingester into an event store on a second PostgreSQL, masks ${untouchedMask} ` +
+            `(never read) and ${touchedMask} (on the table pgbench reads; gateway-full-exempt's principal is exempt)`,
+        );
+        options.onStarted(name, {
+          host: started.host,
+          port: started.port,
+          pid: started.pids.proxy,
+          stop: started.stop,
+        });
+      }
+      // The password is the token, fetched before each run (tokens expire).
+      const endpoint = { host: stack.host, port: stack.port, user: clientId, dbname: fullTarget };
+      targets.push({ name, endpoint, pid: stack.pids.proxy, full: { stack, clientId } });
       continue;
     }
     const server = await startServer(name, options);

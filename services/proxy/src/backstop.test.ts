@@ -3,16 +3,12 @@
 // protocol and inside transaction blocks, while the writes the policy allows keep working, alone and mixed with reads
 // in one block, with savepoints, cursors and psql.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { createPolicyService } from "@agentgate/policy-service";
-import { type OidcProviderInstance, type SelfSignedCert, selfSignedCert, startOidcProvider } from "@agentgate/testkit";
-import pg from "pg";
+import type pg from "pg";
 import { serialize } from "pg-protocol";
 import { runPsql, text } from "./psql-testing.ts";
-import { rawConnect, startTestGateway, type TestGateway } from "./testing.ts";
+import { type PolicyGateway, startPolicyGateway } from "./testing/policy-gateway.ts";
+import { rawConnect, type TestGateway } from "./testing.ts";
 
 const RULES = `
 rules:
@@ -37,62 +33,34 @@ const SCHEMA = `
   CREATE FUNCTION loosen() RETURNS text LANGUAGE sql STABLE AS
     $$ SELECT set_config('default_transaction_read_only', 'off', false) $$;
   CREATE VIEW settings_view AS SELECT loosen() AS x;
+  CREATE FUNCTION hold_now() RETURNS int LANGUAGE plpgsql AS
+    $$ BEGIN EXECUTE 'DECLARE hidden CURSOR WITH HOLD FOR SELECT eat_now()'; RETURN 1; END $$;
+  CREATE FUNCTION hold() RETURNS int LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN hold_now(); END $$;
+  CREATE VIEW hold_view AS SELECT hold() AS x;
 `;
 
-let idp: OidcProviderInstance;
-let cert: SelfSignedCert;
+let pgw: PolicyGateway;
 let gw: TestGateway;
-let policy: ReturnType<typeof createPolicyService>;
-let dir: string;
 let direct: pg.Client;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), "agentgate-backstop-"));
-  writeFileSync(join(dir, "policy.yaml"), RULES);
-  policy = createPolicyService({ rulesFile: join(dir, "policy.yaml"), listen: "127.0.0.1:0" });
-  const policyPort = (await policy.listen()).port;
-  idp = await startOidcProvider({
-    audience: "agentgate",
-    clients: [
-      { clientId: "reader", clientSecret: "reader-secret", groups: ["readers"] },
-      { clientId: "writer", clientSecret: "writer-secret", groups: ["writers"] },
-    ],
+  pgw = await startPolicyGateway({
+    rules: RULES,
+    clients: { reader: ["readers"], writer: ["writers"] },
+    tls: true,
+    schema: SCHEMA,
   });
-  cert = await selfSignedCert({ commonName: "localhost" });
-  gw = await startTestGateway({
-    proxy: {
-      tls: { cert: cert.certPath, key: cert.keyPath },
-      allowPlaintextLoopback: true,
-      policy: { address: `127.0.0.1:${policyPort}` },
-    },
-    identity: { issuer: idp.issuer, audience: "agentgate" },
-  });
-  direct = new pg.Client({ connectionString: gw.directUrl });
-  await direct.connect();
-  await direct.query(SCHEMA);
+  gw = pgw.gw;
+  direct = await pgw.direct();
 });
 
 after(async () => {
   await direct.end();
-  await gw.close();
-  await policy.close();
-  await idp.stop();
-  await cert.cleanup();
-  rmSync(dir, { recursive: true, force: true });
+  await pgw.close();
 });
 
-async function connectAs(clientId: string): Promise<pg.Client> {
-  const client = new pg.Client({
-    host: "127.0.0.1",
-    port: gw.port,
-    user: clientId,
-    database: "app",
-    password: await idp.token(clientId),
-    ssl: { ca: cert.cert, servername: "localhost" },
-  });
-  await client.connect();
-  return client;
-}
+const connectAs = (clientId: string) => pgw.connect(clientId);
+const token = (clientId: string) => pgw.idp.token(clientId);
 
 async function sqlstate(p: Promise<unknown>): Promise<string> {
   try {
@@ -224,9 +192,21 @@ describe("the read-only backstop", { timeout: 60_000 }, () => {
 
   it("sees a function turn the session default off behind the analysis, and turns it on again", async () => {
     await reset();
+    for (const who of ["writer", "reader"]) {
+      const client = await connectAs(who);
+      await client.query("SELECT * FROM settings_view");
+      assert.equal(await sqlstate(client.query("SELECT * FROM harmless")), "25006", who);
+      await client.end();
+    }
+    assert.equal(await victims(), 10);
+  });
+
+  it("commits a block that only read read-only: a hold cursor declared behind the analysis runs refused", async () => {
+    await reset();
     const client = await connectAs("writer");
-    await client.query("SELECT * FROM settings_view");
-    assert.equal(await sqlstate(client.query("SELECT * FROM harmless")), "25006");
+    await client.query("BEGIN");
+    await client.query("SELECT * FROM hold_view");
+    assert.equal(await sqlstate(client.query("COMMIT")), "25006");
     assert.equal(await victims(), 10);
     await client.end();
   });
@@ -249,7 +229,7 @@ describe("the read-only backstop", { timeout: 60_000 }, () => {
     // libpq's target_session_attrs=read-write reads the reported default: the gateway's session is writable.
     const url = `postgresql://writer@127.0.0.1:${gw.port}/app?sslmode=require&target_session_attrs=read-write`;
     const result = await runPsql(url, ["-X", "-At", "-c", "INSERT INTO t VALUES (7)", "-c", "SELECT * FROM harmless"], {
-      env: { PGPASSWORD: await idp.token("writer") },
+      env: { PGPASSWORD: await token("writer") },
     });
     assert.match(text(result.stdout), /INSERT 0 1/);
     assert.match(text(result.stderr), /read-only transaction/);
@@ -268,7 +248,7 @@ describe("the read-only backstop", { timeout: 60_000 }, () => {
       "COMMIT;",
     ].join("\n");
     const result = await runPsql(url, ["-X", "-At", "-v", "AUTOCOMMIT=off", "-v", "ON_ERROR_ROLLBACK=on"], {
-      env: { PGPASSWORD: await idp.token("writer") },
+      env: { PGPASSWORD: await token("writer") },
       input: sql,
     });
     assert.match(text(result.stderr), /cannot execute DELETE in a read-only transaction/);
@@ -282,7 +262,7 @@ describe("the read-only backstop", { timeout: 60_000 }, () => {
     const raw = await rawConnect(gw.port);
     raw.send(serialize.startup({ user: "writer", database: "app" }));
     assert.equal((await raw.next())?.type, "R");
-    raw.send(serialize.password(await idp.token("writer")));
+    raw.send(serialize.password(await token("writer")));
     const startup = await raw.until("Z");
     // The client is shown the session it may use: writable (the backstop's read-only default is the gateway's).
     const reported = startup.filter((m) => m.type === "S").map((m) => m.bytes.toString("latin1", 5).split("\0"));

@@ -91,6 +91,26 @@ describe("read-only backstop decisions", () => {
     assert.deepEqual(query(b, "SELECT 1"), ["SELECT 1"]);
   });
 
+  it("turns the default on again in a session that may only read, when something else turned it off", () => {
+    const b = session(true);
+    query(b, "SELECT * FROM v");
+    answer(b, [parameterStatus("default_transaction_read_only", "off")]);
+    assert.deepEqual(query(b, "SELECT 1"), [ON, "SELECT 1"]);
+    assert.deepEqual(query(b, "INSERT INTO t VALUES (1)"), ["INSERT INTO t VALUES (1)"], "and never off");
+  });
+
+  it("commits a block that never wrote read-only (a hidden hold cursor runs at COMMIT)", () => {
+    const b = session();
+    query(b, "BEGIN");
+    assert.deepEqual(query(b, "SELECT * FROM v"), [ENTER, "SELECT * FROM v"]);
+    assert.deepEqual(query(b, "COMMIT"), [
+      "RELEASE SAVEPOINT agentgate_backstop; SET LOCAL transaction_read_only = on",
+      "COMMIT",
+    ]);
+    query(b, "BEGIN");
+    assert.deepEqual(query(b, "COMMIT"), ["SET LOCAL transaction_read_only = on", "COMMIT"]);
+  });
+
   it("drops the answers to its own switches and the default's reports, and nothing else", () => {
     const b = session();
     pipelined(b, "INSERT INTO t VALUES (1)"); // [OFF] [INSERT]

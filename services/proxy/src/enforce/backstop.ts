@@ -97,6 +97,8 @@ interface Block {
   /** The client's savepoints, innermost last, each with whether ours was open when it was made. */
   savepoints: { name: string; entered: boolean }[];
   holdCursor: boolean;
+  /** Whether a statement decided as a write ran in the block. */
+  wrote: boolean;
 }
 
 /**
@@ -236,16 +238,16 @@ export class Backstop {
   #settled(status: number): void {
     if (!this.#reported) this.#defaultReadOnly = undefined;
     if (status === 0x49 /* I */) this.#block = undefined;
-    else this.#block ??= { readWrite: false, entered: false, savepoints: [], holdCursor: false };
+    else this.#block ??= { readWrite: false, entered: false, savepoints: [], holdCursor: false, wrote: false };
   }
 
   /** Sends the gateway's switch, if one is due before a unit that starts with this statement string. */
   #switchFor(facts: BackstopFacts, send: (bytes: Buffer) => void): void {
-    if (this.#readOnlySession) return;
     const block = this.#block;
     if (block === undefined) {
       if (facts.need === "none") return;
-      const readOnly = facts.need === "read";
+      // A session that may only read never switches off; it switches on again where something else turned it off.
+      const readOnly = facts.need === "read" || this.#readOnlySession;
       // A unit of the client's still in flight may turn the default off behind the analysis (a function calling
       // set_config): its report comes too late for a read pipelined behind it, which gets the switch anyway.
       if (this.#defaultReadOnly === readOnly && !(readOnly && this.#units.includes("client"))) return;
@@ -253,9 +255,10 @@ export class Backstop {
       this.#send(readOnly ? DEFAULT_READ_ONLY : DEFAULT_READ_WRITE, send, "default");
       return;
     }
-    // A hold cursor's query runs at COMMIT, after PostgreSQL has committed (and so left) every savepoint: a block
-    // that holds one commits read-only at its top level (going read-only is allowed at any time).
-    if (facts.controls[0]?.kind === "commit" && block.holdCursor && block.readWrite) {
+    // A hold cursor's query runs at COMMIT, after PostgreSQL has committed (and so left) every savepoint: a block that
+    // holds one, or that never wrote (a hold cursor may have been declared by code the analysis cannot see), commits
+    // read-only at its top level (going read-only is allowed at any time).
+    if (facts.controls[0]?.kind === "commit" && block.readWrite && (block.holdCursor || !block.wrote)) {
       this.#send(block.entered ? LEAVE_INTO_READ_ONLY_TOP : READ_ONLY_TOP, send, "top");
       block.entered = false;
       block.readWrite = false;
@@ -279,7 +282,10 @@ export class Backstop {
   #apply(facts: BackstopFacts, openedReadWrite: boolean): void {
     if (facts.resetsAll) this.#defaultReadOnly = this.#reported ? true : undefined;
     for (const control of facts.controls) this.#control(control, openedReadWrite);
-    if (facts.holdCursor && this.#block !== undefined) this.#block.holdCursor = true;
+    if (this.#block === undefined) return;
+    if (facts.holdCursor) this.#block.holdCursor = true;
+    // Mid-unit too (pipelined behind a BEGIN, say): its deferred triggers must still fire read-write at COMMIT.
+    if (facts.need === "write") this.#block.wrote = true;
   }
 
   #control(control: TransactionControl, openedReadWrite: boolean): void {
@@ -291,6 +297,7 @@ export class Backstop {
           entered: false,
           savepoints: [],
           holdCursor: false,
+          wrote: false,
         };
         return;
       case "commit":
@@ -300,6 +307,7 @@ export class Backstop {
           block.entered = false;
           block.savepoints = [];
           block.holdCursor = false;
+          block.wrote = false;
         } else {
           this.#block = undefined;
         }

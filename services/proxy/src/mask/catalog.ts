@@ -195,8 +195,11 @@ export class MaskCatalog {
     const sought = this.#sought;
     this.#sought = new Set();
     const staleness = this.#staleness;
-    // An empty search_path makes pg_get_viewdef qualify every relation it names.
-    const client = targetClient(this.target, this.tls, "agentgate-catalog", { options: "-c search_path=" });
+    // An empty search_path makes pg_get_viewdef qualify every relation it names, and leaves pg_catalog alone to
+    // resolve what the queries call (a user's function or operator of the same name must not run); nothing writes.
+    const client = targetClient(this.target, this.tls, "agentgate-catalog", {
+      options: "-c search_path= -c default_transaction_read_only=on",
+    });
     try {
       this.#loads++;
       await client.connect();

@@ -11,13 +11,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { createPolicyService } from "@agentgate/policy-service";
-import { type NatsInstance, type OidcProviderInstance, startNats, startOidcProvider } from "@agentgate/testkit";
 import { MessageFramer } from "@agentgate/wire";
 import pg from "pg";
 import { serialize } from "pg-protocol";
 import { runPsql } from "./psql-testing.ts";
-import { rawConnect, startTestGateway, type TestGateway } from "./testing.ts";
+import { type PolicyGateway, startPolicyGateway } from "./testing/policy-gateway.ts";
+import { rawConnect, type TestGateway } from "./testing.ts";
 
 const run = promisify(execFile);
 
@@ -70,40 +69,25 @@ const TEMP_ROWS =
   "INSERT INTO tt VALUES (42, 'hello', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2024-02-29', 123.45, '{1,2,3}'), " +
   "(-7, 'wörld', '6ba7b810-9dad-11d1-80b4-00c04fd430c8', '1999-12-31', 0.001, '{}')";
 
-let idp: OidcProviderInstance;
-let nats: NatsInstance;
+let pgw: PolicyGateway;
 let gw: TestGateway;
-let policy: ReturnType<typeof createPolicyService>;
+/** Where the other drivers' client scripts are written. */
 let dir: string;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "agentgate-masking-catalog-"));
-  const rulesFile = join(dir, "policy.yaml");
-  writeFileSync(rulesFile, POLICY);
-  policy = createPolicyService({ rulesFile, listen: "127.0.0.1:0", pollIntervalMs: 100, debounceMs: 20 });
-  const policyPort = (await policy.listen()).port;
-  idp = await startOidcProvider({
-    audience: "agentgate",
-    clients: [{ clientId: "agent", clientSecret: "agent-secret", groups: ["agents"] }],
+  pgw = await startPolicyGateway({
+    rules: POLICY,
+    clients: { agent: ["agents"] },
+    audit: true,
+    masking: true,
+    schema: SCHEMA,
   });
-  nats = await startNats();
-  gw = await startTestGateway({
-    proxy: {
-      allowPlaintextLoopback: true,
-      audit: { nats: nats.url },
-      policy: { address: `127.0.0.1:${policyPort}` },
-      masking: { hashKey: "k".repeat(32) },
-    },
-    identity: { issuer: idp.issuer, audience: "agentgate" },
-  });
-  await direct((c) => c.query(SCHEMA));
+  gw = pgw.gw;
 });
 
 after(async () => {
-  await gw?.close();
-  await policy?.close();
-  await idp?.stop();
-  await nats?.stop();
+  await pgw?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -123,7 +107,7 @@ async function agent<T>(work: (c: pg.Client) => Promise<T>, binary = false): Pro
     port: gw.port,
     user: "agent",
     database: "app",
-    password: await idp.token("agent"),
+    password: await pgw.idp.token("agent"),
     ...(binary ? { binary: true } : {}),
   });
   await client.connect();
@@ -180,7 +164,7 @@ const agentUrl = () => `postgresql://agent@127.0.0.1:${gw.port}/app`;
 async function psqlBoth(input: string): Promise<{ gateway: Buffer; direct: Buffer; stderr: string }> {
   const through = await runPsql(agentUrl(), ["-X", "-v", "ON_ERROR_STOP=1"], {
     input,
-    env: { PGPASSWORD: await idp.token("agent") },
+    env: { PGPASSWORD: await pgw.idp.token("agent") },
   });
   const straight = await runPsql(gw.directUrl, ["-X", "-v", "ON_ERROR_STOP=1"], { input });
   assert.equal(through.code, 0, through.stderr.toString("utf8"));
@@ -244,7 +228,7 @@ describe("masks cover partitions and inheritance children", { timeout: 120_000 }
         "-c",
         "COPY accounts_us TO STDOUT (FORMAT binary)",
       ],
-      { env: { PGPASSWORD: await idp.token("agent") } },
+      { env: { PGPASSWORD: await pgw.idp.token("agent") } },
     );
     const out = result.stdout.toString("utf8");
     assertNoClearValue("psql", out + result.stderr.toString("utf8"));
@@ -304,7 +288,7 @@ describe("no made-up values: tables the agent makes read back exactly", { timeou
         port: gw.port,
         user: "agent",
         database: "app",
-        password: await idp.token("agent"),
+        password: await pgw.idp.token("agent"),
       }),
       work,
     );
@@ -435,7 +419,7 @@ describe("no made-up values: tables the agent makes read back exactly", { timeou
     try {
       raw.send(serialize.startup({ user: "agent", database: "app" }));
       await raw.until("R");
-      raw.send(serialize.password(await idp.token("agent")));
+      raw.send(serialize.password(await pgw.idp.token("agent")));
       await raw.until("Z");
       raw.send(serialize.query(TEMP_TABLE));
       await raw.until("Z");
@@ -525,7 +509,7 @@ async function python(code: string, target: { port: number; user: string; passwo
 async function targets() {
   const url = new URL(gw.directUrl);
   return {
-    gateway: { port: gw.port, user: "agent", password: await idp.token("agent"), database: "app" },
+    gateway: { port: gw.port, user: "agent", password: await pgw.idp.token("agent"), database: "app" },
     direct: {
       port: Number(url.port),
       user: decodeURIComponent(url.username),

@@ -7,15 +7,10 @@
 // give the value away: the attacks are real and the search finds what they find. Whole-value lookups by a constant
 // or a parameter keep returning the right rows.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { createPolicyService } from "@agentgate/policy-service";
-import { type NatsInstance, type OidcProviderInstance, startNats, startOidcProvider } from "@agentgate/testkit";
-import pg from "pg";
-import { startTestGateway, type TestGateway } from "./testing.ts";
+import type pg from "pg";
+import { type PolicyGateway, startPolicyGateway } from "./testing/policy-gateway.ts";
 
 const SSN = "731-94-2685";
 const EMAIL = "zqxv.wombat@kelpmail.test";
@@ -59,64 +54,26 @@ const SCHEMA = `
     left(email, 20) AS h20, email FROM customers;
 `;
 
-let idp: OidcProviderInstance;
-let nats: NatsInstance;
-let gw: TestGateway;
-let policy: ReturnType<typeof createPolicyService>;
-let dir: string;
-let rulesFile: string;
+let pgw: PolicyGateway;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), "agentgate-inference-"));
-  rulesFile = join(dir, "policy.yaml");
-  writeFileSync(rulesFile, POLICY()); // maskedPredicates left out: the default
-  policy = createPolicyService({ rulesFile, listen: "127.0.0.1:0", pollIntervalMs: 100, debounceMs: 20 });
-  const policyPort = (await policy.listen()).port;
-  idp = await startOidcProvider({
-    audience: "agentgate",
-    clients: [
-      { clientId: "agent", clientSecret: "agent-secret", groups: ["agents"] },
-      { clientId: "auditor", clientSecret: "auditor-secret", groups: ["auditors"] },
-    ],
+  pgw = await startPolicyGateway({
+    rules: POLICY(), // maskedPredicates left out: the default
+    clients: { agent: ["agents"], auditor: ["auditors"] },
+    audit: true,
+    masking: true,
+    schema: SCHEMA,
   });
-  nats = await startNats();
-  gw = await startTestGateway({
-    proxy: {
-      allowPlaintextLoopback: true,
-      audit: { nats: nats.url },
-      policy: { address: `127.0.0.1:${policyPort}` },
-      masking: { hashKey: "k".repeat(32) },
-    },
-    identity: { issuer: idp.issuer, audience: "agentgate" },
-  });
-  const direct = new pg.Client({ connectionString: gw.directUrl });
-  await direct.connect();
-  await direct.query(SCHEMA);
-  await direct.end();
 });
 
-after(async () => {
-  await gw.close();
-  await policy.close();
-  await idp.stop();
-  await nats.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => pgw.close());
 
 /** A node-postgres client as `clientId`, with every byte it receives recorded. */
 async function connectAs(clientId: string): Promise<{ client: pg.Client; wire: () => Buffer }> {
   const socket = new Socket();
   const chunks: Buffer[] = [];
   socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-  const client = new pg.Client({
-    host: "127.0.0.1",
-    port: gw.port,
-    user: clientId,
-    database: "app",
-    password: await idp.token(clientId),
-    stream: () => socket,
-  });
-  await client.connect();
+  const client = await pgw.connect(clientId, { stream: () => socket });
   return { client, wire: () => Buffer.concat(chunks) };
 }
 
@@ -745,8 +702,7 @@ describe("masking against inference (maskedPredicates: whole-value, the default)
   });
 
   it("with maskedPredicates: allow (the opt-out), predicate attacks do read values: the search finds them", async () => {
-    writeFileSync(rulesFile, POLICY("allow"));
-    assert.equal((await policy.reload()).ok, true);
+    assert.equal(await pgw.setRules(POLICY("allow")), true);
     try {
       const spelled = CASES.filter((c) => c.refused !== undefined);
       let leaking = 0;
@@ -754,8 +710,7 @@ describe("masking against inference (maskedPredicates: whole-value, the default)
       // Those whose output is computed from the masked column stay masked even so (CASE in the select list).
       assert.ok(leaking >= spelled.length - 3, `${leaking} of ${spelled.length} leak without the checks`);
     } finally {
-      writeFileSync(rulesFile, POLICY());
-      await policy.reload();
+      await pgw.setRules(POLICY());
     }
   });
 });

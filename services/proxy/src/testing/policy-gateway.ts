@@ -34,8 +34,8 @@ export interface PolicyGateway {
   readonly idp: OidcProviderInstance;
   /** The client certificate's CA and servername, with `tls`. */
   readonly ssl: { ca: string; servername: string } | undefined;
-  /** Replaces the policy file; the service applies it within about 100 ms. */
-  setRules(yaml: string): void;
+  /** Replaces the policy file and has the service apply it now; resolves whether it took. */
+  setRules(yaml: string): Promise<boolean>;
   /** A connected node-postgres client signed in as `clientId` (with its token as the password). */
   connect(clientId: string, config?: pg.ClientConfig): Promise<pg.Client>;
   /** A connected client on the database itself, as its owner. */
@@ -99,7 +99,10 @@ export async function startPolicyGateway(options: PolicyGatewayOptions): Promise
       gw,
       idp,
       ssl,
-      setRules: (yaml) => writeFileSync(rulesFile, yaml),
+      async setRules(yaml) {
+        writeFileSync(rulesFile, yaml);
+        return (await policy.reload()).ok;
+      },
       async connect(clientId, config = {}) {
         const client = new pg.Client({
           host: "127.0.0.1",

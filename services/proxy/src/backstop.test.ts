@@ -8,7 +8,7 @@ import type pg from "pg";
 import { serialize } from "pg-protocol";
 import { runPsql, text } from "./psql-testing.ts";
 import { type PolicyGateway, startPolicyGateway } from "./testing/policy-gateway.ts";
-import { rawConnect, type TestGateway } from "./testing.ts";
+import { rawSignIn, type TestGateway } from "./testing.ts";
 
 const RULES = `
 rules:
@@ -259,11 +259,7 @@ describe("the read-only backstop", { timeout: 60_000 }, () => {
 
   it("fails closed on a write pipelined behind a read in one implicit transaction", async () => {
     await reset();
-    const raw = await rawConnect(gw.port);
-    raw.send(serialize.startup({ user: "writer", database: "app" }));
-    assert.equal((await raw.next())?.type, "R");
-    raw.send(serialize.password(await token("writer")));
-    const startup = await raw.until("Z");
+    const { raw, startup } = await rawSignIn(gw.port, "writer", await token("writer"));
     // The client is shown the session it may use: writable (the backstop's read-only default is the gateway's).
     const reported = startup.filter((m) => m.type === "S").map((m) => m.bytes.toString("latin1", 5).split("\0"));
     assert.deepEqual(

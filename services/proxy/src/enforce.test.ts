@@ -9,7 +9,7 @@ import { FIXTURE_SCHEMA, STATEMENT_FIXTURES } from "@agentgate/sql/testing";
 import { type OidcProviderInstance, type SelfSignedCert, selfSignedCert, startOidcProvider } from "@agentgate/testkit";
 import pg from "pg";
 import { serialize } from "pg-protocol";
-import { rawConnect, startTestGateway, type TestGateway } from "./testing.ts";
+import { rawSignIn, startTestGateway, type TestGateway } from "./testing.ts";
 
 const READER_CLASSES = ["read", "copy-out", "session", "transaction"];
 const RULES = `
@@ -255,11 +255,7 @@ describe("a read-only principal", { timeout: 180_000 }, () => {
   });
 
   it("is refused inside a pipeline, and what follows the Sync runs", async () => {
-    const raw = await rawConnect(gw.port);
-    raw.send(serialize.startup({ user: "reader", database: "app" }));
-    assert.equal((await raw.next())?.type, "R");
-    raw.send(serialize.password(await idp.token("reader")));
-    await raw.until("Z");
+    const { raw } = await rawSignIn(gw.port, "reader", await idp.token("reader"));
     raw.send(
       Buffer.concat([
         serialize.parse({ text: "SELECT v FROM t WHERE id = 1" }),
@@ -298,11 +294,7 @@ describe("malformed statements under a policy", { timeout: 60_000 }, () => {
       Buffer.from([0x50, 0, 0, 0, 7, 0x61, 0x62, 0x63]), // Parse whose strings are not terminated
       Buffer.from([0x51, 0, 0, 0, 6, 0x78, 0x79]), // Query without its terminator
     ]) {
-      const raw = await rawConnect(gw.port);
-      raw.send(serialize.startup({ user: "reader", database: "app" }));
-      assert.equal((await raw.next())?.type, "R");
-      raw.send(serialize.password(await idp.token("reader")));
-      await raw.until("Z");
+      const { raw } = await rawSignIn(gw.port, "reader", await idp.token("reader"));
       raw.send(bad);
       const error = await raw.next();
       assert.equal(error?.fields?.C, "08P01", `${bad.toString("hex")}: ${JSON.stringify(error?.fields)}`);

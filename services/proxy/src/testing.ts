@@ -2,6 +2,7 @@ import { connect, type Socket } from "node:net";
 import { parseConfig } from "@agentgate/config";
 import { freshDatabase } from "@agentgate/testkit";
 import { MessageFramer } from "@agentgate/wire";
+import { serialize } from "pg-protocol";
 import { pino } from "pino";
 import { createProxy, type ProxyWorker } from "./proxy.ts";
 
@@ -72,6 +73,23 @@ export interface RawMessage {
   bytes: Buffer;
   /** For ErrorResponse/NoticeResponse: the fields by code (S, C, M, ...). */
   fields?: Record<string, string>;
+}
+
+/**
+ * A raw client signed in to target "app" as `user` with `password` (a token) in plaintext: ready for queries, with
+ * the messages of its startup (ParameterStatus, BackendKeyData, ReadyForQuery).
+ */
+export async function rawSignIn(
+  port: number,
+  user: string,
+  password: string,
+): Promise<{ raw: RawClient; startup: RawMessage[] }> {
+  const raw = await rawConnect(port);
+  raw.send(serialize.startup({ user, database: "app" }));
+  const ask = await raw.next();
+  if (ask?.type !== "R") throw new Error(`expected a password request, got ${ask?.type}`);
+  raw.send(serialize.password(password));
+  return { raw, startup: await raw.until("Z") };
 }
 
 export function rawConnect(port: number): Promise<RawClient> {

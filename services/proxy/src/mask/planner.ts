@@ -120,6 +120,15 @@ const INTERNAL: MaskRefusal = {
   detail: WITHHELD_DETAIL,
 };
 
+/** The shape of the statement whose results the head of the conversation is: a Query's current one, or a portal's. */
+function shapeOf(head: Entry | undefined) {
+  return head?.kind === "query"
+    ? head.shapes?.[head.index]
+    : head?.kind === "execute"
+      ? head.portal.statement.shape
+      : undefined;
+}
+
 /**
  * Masks one session's results by provenance. The session tells it the masks in force (with each decision), every
  * client message it forwards (`sent`, which may add a Describe of its own before an Execute) and every server
@@ -489,12 +498,7 @@ export class SessionMasking {
     if (DDL_TAG.test(tag)) return true;
     // CREATE TABLE AS, SELECT INTO and CREATE MATERIALIZED VIEW complete as "SELECT n".
     if (!tag.startsWith("SELECT")) return false;
-    const shape =
-      head?.kind === "query"
-        ? head.shapes?.[head.index]
-        : head?.kind === "execute"
-          ? head.portal.statement.shape
-          : undefined;
+    const shape = shapeOf(head);
     return shape !== undefined && shape.storedLineages.length > 0;
   }
 
@@ -781,12 +785,7 @@ export class SessionMasking {
   #onCopyOut(message: Buffer): void {
     if (!this.active) return;
     const head = this.#entries[0];
-    const shape =
-      head?.kind === "query"
-        ? head.shapes?.[head.index]
-        : head?.kind === "execute"
-          ? head.portal.statement.shape
-          : undefined;
+    const shape = shapeOf(head);
     this.#endResult();
     if (shape === undefined) throw new Withheld(unverifiable("what COPY copies"));
     const width = message.readInt16BE(6);

@@ -20,6 +20,7 @@ import {
   STATEMENT_CLASSES,
   type StatementClass,
   type StatementFlags,
+  type TargetFacts,
 } from "./index.ts";
 
 before(() => initSqlAnalysis());
@@ -340,5 +341,163 @@ describe("prepared statements", () => {
     const [statement] = analyze("PREPARE x (int) AS SELECT * FROM t WHERE id = $1 FOR UPDATE").statements;
     assert.equal(statement?.class, "write");
     assert.deepEqual(statement?.flags, { prepare: "x" });
+  });
+});
+
+describe("what the target's catalog resolves (TargetFacts)", () => {
+  // A hand-made catalog answer: what a target with these objects would report (see enforce/catalog.ts).
+  const facts: Readonly<Record<"relation" | "operator" | "type", Readonly<Record<string, readonly StatementClass[]>>>> =
+    {
+      relation: {
+        t: [],
+        "public.t": [],
+        report: ["write"],
+        "public.report": ["write"],
+        remote_report: ["admin", "write"],
+        secrets: ["write"],
+      },
+      operator: { "===": ["write"], "public.===": ["write"], "<<<": ["write"], "||": ["write"], "@@": [] },
+      type: {
+        "pg_catalog.int4": [],
+        "pg_catalog.date": ["write"],
+        date: ["write"],
+        text: [],
+        ticket: ["write"],
+        checked_text: ["write"],
+        mood: [],
+      },
+    };
+  const asked: string[] = [];
+  const catalog: TargetFacts = {
+    volatility: (name) => ({ tally: "v", describe: "v", honest: "s" })[name] as "v" | "s" | undefined,
+    relation: (name) => {
+      asked.push(`relation ${name}`);
+      return facts.relation[name];
+    },
+    operator: (name) => {
+      asked.push(`operator ${name}`);
+      return facts.operator[name];
+    },
+    type: (name) => {
+      asked.push(`type ${name}`);
+      return facts.type[name];
+    },
+  };
+  const judged = (sql: string) => {
+    const [statement] = analyze(sql, { catalog, fingerprints: false }).statements;
+    return {
+      classes: statement?.classes,
+      hidden: statement?.flags.hiddenEffects,
+      unresolved: statement?.flags.unresolved,
+    };
+  };
+
+  it("judges a plain read of a view over a writing function a write, and says why", () => {
+    assert.deepEqual(judged("SELECT * FROM report"), {
+      classes: ["read", "write"],
+      hidden: ["relation report"],
+      unresolved: undefined,
+    });
+    assert.deepEqual(judged("SELECT n FROM public.report").hidden, ["relation public.report"]);
+    assert.deepEqual(judged("SELECT n FROM app.public.report").hidden, ["relation app.public.report"]);
+    assert.deepEqual(judged("SELECT * FROM remote_report").classes, ["read", "write", "admin"]);
+    assert.deepEqual(judged("SELECT count(*) FROM secrets").classes, ["read", "write"]);
+  });
+
+  it("finds the view in every shape of query: subqueries, LATERAL, CTEs, UNION, TABLE, COPY, EXECUTE", () => {
+    for (const sql of [
+      "SELECT (SELECT n FROM report)",
+      "SELECT g FROM generate_series(1, 3) g, LATERAL (SELECT n FROM report) r",
+      "WITH r AS MATERIALIZED (SELECT n FROM report) SELECT count(*) FROM r",
+      "SELECT 1 UNION SELECT n FROM report",
+      "TABLE report",
+      "SELECT EXISTS (SELECT 1 FROM report)",
+      "COPY (SELECT n FROM report) TO STDOUT",
+      "DECLARE c CURSOR WITH HOLD FOR SELECT n FROM report",
+      "EXPLAIN ANALYZE SELECT n FROM report",
+    ]) {
+      assert.ok(judged(sql).classes?.includes("write"), sql);
+    }
+    const prepared = new Map([["p", "SELECT n FROM report"]]);
+    assert.equal(analyze("EXECUTE p", { catalog, prepared }).class, "write");
+  });
+
+  it("keeps what only plans or defines a read or DDL: EXPLAIN, CREATE VIEW, a CTE of the same name", () => {
+    assert.deepEqual(judged("EXPLAIN SELECT n FROM report").classes, ["read"]);
+    assert.deepEqual(judged("CREATE VIEW v AS SELECT n FROM report").classes, ["read", "ddl"]);
+    assert.deepEqual(judged("WITH report AS (SELECT 1 AS n) SELECT n FROM report").classes, ["read"]);
+    assert.deepEqual(judged("SELECT id FROM t").classes, ["read"]);
+  });
+
+  it("judges user-defined operators by what they run, in every syntax", () => {
+    for (const sql of [
+      "SELECT id FROM t WHERE c === 'v'",
+      "SELECT a OPERATOR(public.===) b FROM t",
+      "SELECT 'v' === ANY (ARRAY['a', 'v'])",
+      "SELECT id FROM t ORDER BY id USING <<<",
+      "SELECT c || id FROM t",
+    ]) {
+      assert.ok(judged(sql).classes?.includes("write"), sql);
+    }
+    assert.deepEqual(judged("SELECT a @@ b FROM t").classes, ["read"]);
+    assert.deepEqual(judged("SELECT 1 + 2 WHERE 1 BETWEEN 0 AND 2").classes, ["read"]);
+  });
+
+  it("counts an operator nobody knows as a write and asks for it (fail closed)", () => {
+    assert.deepEqual(judged("SELECT 1 ### 2"), {
+      classes: ["read", "write"],
+      hidden: undefined,
+      unresolved: ["operator ###"],
+    });
+    assert.deepEqual(judged("SELECT 1 OPERATOR(other.+) 2").unresolved, ["operator other.+"]);
+    assert.deepEqual(judged("SELECT 1 OPERATOR(pg_catalog.+) 2").classes, ["read"]);
+  });
+
+  it("judges casts and domain checks by the type coerced to: ::, CAST, type 'literal', arrays, function style", () => {
+    assert.deepEqual(judged("SELECT id::date FROM t").hidden, ["type date"]);
+    assert.deepEqual(judged("SELECT CAST(c AS ticket) FROM t").hidden, ["type ticket"]);
+    assert.deepEqual(judged("SELECT date '2020-01-01'").hidden, ["type date"]);
+    assert.deepEqual(judged("SELECT ARRAY['a']::checked_text[]").hidden, ["type checked_text"]);
+    assert.deepEqual(judged("SELECT date(id) FROM t").hidden, ["type date"]);
+    assert.deepEqual(judged("SELECT CAST(1 AS int), 'x'::text").classes, ["read"]);
+    assert.deepEqual(judged("SELECT 'x'::no_such_type").unresolved, ["type no_such_type"]);
+  });
+
+  it("judges aggregates and functions whose hidden code writes as the catalog's volatility says", () => {
+    assert.ok(judged("SELECT tally(id) FROM t").classes?.includes("write"));
+    assert.ok(judged("SELECT describe(id) FROM t").classes?.includes("write"));
+    assert.deepEqual(judged("SELECT honest(id) FROM t").classes, ["read"]);
+  });
+
+  it("counts every call and operator a write when an implicit user cast into a built-in type writes", () => {
+    const casting: TargetFacts = { ...catalog, implicitCasts: ["write"] };
+    const of = (sql: string) => analyze(sql, { catalog: casting, fingerprints: false }).statements[0]?.flags;
+    assert.deepEqual(of("SELECT upper(c) FROM t")?.hiddenEffects, ["implicit casts"]);
+    assert.deepEqual(of("SELECT id FROM t WHERE id = 1")?.hiddenEffects, ["implicit casts"]);
+    assert.equal(of("SELECT id, c FROM t")?.hiddenEffects, undefined);
+    assert.equal(of("SELECT now()")?.hiddenEffects, undefined);
+  });
+
+  it("counts a relation the catalog does not know as a write and lists it for a reload", () => {
+    const analysis = analyze("SELECT * FROM fresh_view JOIN t USING (id)", { catalog });
+    assert.equal(analysis.class, "write");
+    assert.deepEqual(analysis.statements[0]?.flags.unresolved, ["relation fresh_view"]);
+  });
+
+  it("asks nothing about names that are not relations, operators or types, and nothing without the methods", () => {
+    asked.length = 0;
+    analyze("WITH w AS (SELECT 1) SELECT * FROM w", { catalog });
+    assert.deepEqual(asked, []);
+    const functionsOnly = analyze("SELECT * FROM report WHERE c === 'x' AND c::ticket IS NULL", {
+      catalog: catalogOf({}),
+    });
+    assert.equal(functionsOnly.class, "read");
+  });
+
+  it("changes the cache key when the catalog's answer changes the classes", () => {
+    const harmless: TargetFacts = { ...catalog, relation: (name) => (name === "report" ? [] : facts.relation[name]) };
+    const before = analyze("SELECT * FROM report", { catalog: harmless, fingerprints: false });
+    const after = analyze("SELECT * FROM report", { catalog, fingerprints: false });
+    assert.notEqual(before.cacheKey, after.cacheKey);
   });
 });

@@ -86,6 +86,8 @@ function finish(kind: string, facts: Facts, text: string, fingerprints: boolean)
   const flags: StatementFlags = { ...facts.flags };
   if (facts.protectedSettings.size > 0) flags.protectedSetting = [...facts.protectedSettings].sort().join(",");
   if (facts.unknownFunctions.size > 0) flags.unknownFunctions = [...facts.unknownFunctions].sort();
+  if (facts.hidden.size > 0) flags.hiddenEffects = [...facts.hidden].sort();
+  if (facts.unresolved.size > 0) flags.unresolved = [...facts.unresolved].sort();
   return {
     class: maxClass(classes),
     classes,

@@ -443,3 +443,14 @@ query_to_xml query_to_xmlschema query_to_xml_and_xmlschema table_to_xml table_to
 schema_to_xml schema_to_xmlschema schema_to_xml_and_xmlschema database_to_xml database_to_xmlschema
 database_to_xml_and_xmlschema ts_stat ts_rewrite
 `);
+
+/**
+ * Operator names PostgreSQL 15 ships in pg_catalog, from
+ *   SELECT string_agg(DISTINCT oprname, ' ' ORDER BY oprname) FROM pg_operator WHERE oid < 16384
+ * An operator name outside this list is user-defined: the catalog must know it, or it counts as a write.
+ */
+export const BUILTIN_OPERATORS = names(`
+!! !~ !~* !~~ !~~* # ## #- #> #>> % & && &< &<| &> * *< *<= *<> *= *> *>= + - -> ->> -|- / < <-> << <<= <<| <= <> <@
+<^ = > >= >> >>= >^ ? ?# ?& ?- ?-| ?| ?|| @ @-@ @> @? @@ @@@ ^ ^@ | |&> |/ |>> || ||/ ~ ~* ~<=~ ~<~ ~= ~>=~ ~>~ ~~
+~~*
+`);

@@ -1,5 +1,5 @@
 import type { StatementClass } from "./classes.ts";
-import type { FunctionCatalog, StatementFlags } from "./types.ts";
+import type { StatementFlags, TargetFacts } from "./types.ts";
 
 /** What the analysis has found out about one statement so far. */
 export interface Facts {
@@ -10,7 +10,11 @@ export interface Facts {
   functions: Set<string>;
   unknownFunctions: Set<string>;
   protectedSettings: Set<string>;
-  flags: Omit<StatementFlags, "unknownFunctions" | "protectedSetting">;
+  /** Catalog objects whose hidden code adds classes ("relation v", "operator ===", "type t"). */
+  hidden: Set<string>;
+  /** Names the catalog does not know, in the same form. */
+  unresolved: Set<string>;
+  flags: Omit<StatementFlags, "unknownFunctions" | "protectedSetting" | "hiddenEffects" | "unresolved">;
 }
 
 export function newFacts(): Facts {
@@ -22,6 +26,8 @@ export function newFacts(): Facts {
     functions: new Set(),
     unknownFunctions: new Set(),
     protectedSettings: new Set(),
+    hidden: new Set(),
+    unresolved: new Set(),
     flags: {},
   };
 }
@@ -35,13 +41,15 @@ export function mergeFacts(from: Facts, to: Facts): void {
   for (const name of from.functions) to.functions.add(name);
   for (const name of from.unknownFunctions) to.unknownFunctions.add(name);
   for (const name of from.protectedSettings) to.protectedSettings.add(name);
+  for (const name of from.hidden) to.hidden.add(name);
+  for (const name of from.unresolved) to.unresolved.add(name);
   const { prepare: _prepare, execute: _execute, ...flags } = from.flags;
   Object.assign(to.flags, flags);
 }
 
 /** State that lives across the statements of one string: prepared statements and the catalog. */
 export interface Session {
-  readonly catalog: FunctionCatalog | undefined;
+  readonly catalog: TargetFacts | undefined;
   /** What EXECUTE `name` would do; undefined when the statement is unknown. */
   resolve(name: string): Facts | undefined;
   prepare(name: string, body: Facts): void;
@@ -58,4 +66,9 @@ export interface Scope {
 export interface Context {
   readonly facts: Facts;
   readonly session: Session;
+  /**
+   * The expressions walked here are stored, not run (a view, function or default being defined): what they would
+   * run through the catalog is no effect of this statement.
+   */
+  readonly inert?: true;
 }

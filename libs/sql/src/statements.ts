@@ -231,10 +231,12 @@ export function statement(tag: string, payload: Payload, cx: Context, scope: Sco
       createTableAs(payload as CreateTableAsStmt, cx, scope);
       return;
   }
+  // What these statements define (a view's query, a policy's expression, a default) is stored, not run now.
+  const stored: Context = cx.inert === true ? cx : { ...cx, inert: true };
   const fixed = FIXED.get(tag);
   if (fixed !== undefined) {
     for (const name of fixed) facts.classes.add(name);
-    targets(tag, payload, cx, scope);
+    targets(tag, payload, stored, scope);
     return;
   }
   if (DDL.has(tag)) {
@@ -244,7 +246,7 @@ export function statement(tag: string, payload: Payload, cx: Context, scope: Sco
       facts.classes.add("privilege");
     }
     if (tag === "CommentStmt") commentTarget(payload, cx);
-    targets(tag, payload, cx, scope);
+    targets(tag, payload, stored, scope);
     return;
   }
   // A statement kind this library does not know (a newer PostgreSQL): assume the worst.

@@ -30,6 +30,16 @@ export interface StatementFlags {
   transaction?: TransactionControl;
   /** DECLARE ... WITH HOLD: the cursor's query runs to completion when the transaction commits. */
   holdCursor?: true;
+  /**
+   * What the target's catalog says runs code that may write behind what the statement names, as "relation v",
+   * "operator ===", "type ticket" (sorted): their classes are among the statement's.
+   */
+  hiddenEffects?: string[];
+  /**
+   * Names the catalog does not know (created after it was loaded, or not there at all), as "relation t",
+   * "operator ===", "type t" (sorted). Each counts as a write; the gateway reloads the catalog and analyses again.
+   */
+  unresolved?: string[];
 }
 
 /** What a transaction-control statement does, as the gateway's read-only backstop follows it. */
@@ -81,17 +91,38 @@ export interface Analysis {
   cacheKey: string;
 }
 
-/** Volatility of functions in the target database. */
-export interface FunctionCatalog {
+/**
+ * What the target database runs behind a name, from its catalog. Lookups are by name as the analysis reports it
+ * (as written: "v" or "schema.v"; functions lower-cased); with several objects of one name (schemas, overloads) the
+ * answer covers all of them. "Hidden" classes are those of code that may run: [] when nothing that may write runs.
+ * The methods beyond volatility() are optional: a catalog without them leaves relations, operators and types to
+ * the names alone (the read-only backstop stands behind).
+ */
+export interface TargetFacts {
   /**
-   * provolatile of a function by (lower-case) name as called ("f" or "schema.f"): "i" immutable, "s" stable,
-   * "v" volatile; undefined when unknown. With overloads, report the most volatile one.
+   * provolatile of a user function by (lower-case) name as called ("f" or "schema.f"): "i" immutable, "s" stable,
+   * "v" volatile; undefined when unknown. With overloads, report the most volatile one; a function that reaches
+   * code that may write (an aggregate's support functions, a domain check on an argument) counts as volatile.
    */
   volatility(name: string): "i" | "s" | "v" | undefined;
+  /** What reading a relation runs (view definitions, row-level security, column types); undefined: unknown. */
+  relation?(name: string): readonly StatementClass[] | undefined;
+  /** What a user-defined operator of this name runs; undefined: no user-defined operator has this name. */
+  operator?(name: string): readonly StatementClass[] | undefined;
+  /** What coercion to a type runs (user casts to it, domain checks); undefined: no such type. */
+  type?(name: string): readonly StatementClass[] | undefined;
+  /**
+   * What user-defined implicit casts into built-in types run: PostgreSQL may apply one to any argument of any
+   * function or operator, and the parse tree does not show where, so every call and operator counts.
+   */
+  readonly implicitCasts?: readonly StatementClass[];
 }
 
+/** The earlier name of TargetFacts, when it knew functions only. */
+export type FunctionCatalog = TargetFacts;
+
 export interface AnalyzeOptions {
-  catalog?: FunctionCatalog;
+  catalog?: TargetFacts;
   /**
    * Statements PREPAREd earlier in this session, by name: either the body ("DELETE FROM t") or the whole PREPARE
    * statement (a StatementAnalysis `text` whose `flags.prepare` is the name). Resolves EXECUTE.

@@ -1,6 +1,8 @@
 // Walks parse trees for what a query touches: relations read and written, columns, functions, and the write
 // hiding in a data-modifying CTE or a row-locking clause. Statement-level classification is in statements.ts.
 import type {
+  A_Expr,
+  CaseExpr,
   DeleteStmt,
   FuncCall,
   InsertStmt,
@@ -9,11 +11,22 @@ import type {
   RangeVar,
   ReturningClause,
   SelectStmt,
+  SortBy,
+  SubLink,
+  TypeCast,
   UpdateStmt,
   WithClause,
 } from "libpg-query";
 import type { Context, Scope } from "./facts.ts";
 import { functionEffect } from "./functions.ts";
+import {
+  coercesTo,
+  readsRelation,
+  takesArguments,
+  usesExprOperator,
+  usesOperator,
+  usesSubLinkOperator,
+} from "./hidden.ts";
 import { statement } from "./statements.ts";
 
 type Payload = Record<string, unknown>;
@@ -110,6 +123,41 @@ function visitNode(tag: string, payload: Payload, cx: Context, scope: Scope | un
       assigned(payload.targetList, cx);
       visit(payload, cx, scope);
       return;
+    // Operators and casts: what the target's catalog says they run (hidden.ts); then their operands.
+    case "A_Expr":
+      usesExprOperator(payload as A_Expr, cx);
+      visit(payload, cx, scope);
+      return;
+    case "SubLink":
+      usesSubLinkOperator(payload as SubLink, cx);
+      visit(payload, cx, scope);
+      return;
+    case "SortBy": {
+      const useOp = (payload as SortBy).useOp;
+      if (useOp !== undefined)
+        usesOperator(
+          useOp.map((node) => stringValue(node) ?? ""),
+          cx,
+        );
+      visit(payload, cx, scope);
+      return;
+    }
+    case "CaseExpr":
+      // CASE x WHEN v compares x = v.
+      if ((payload as CaseExpr).arg !== undefined) usesOperator(["="], cx);
+      visit(payload, cx, scope);
+      return;
+    case "TypeCast": {
+      const names = (payload as TypeCast).typeName?.names;
+      if (names !== undefined)
+        coercesTo(
+          names.map((node) => stringValue(node) ?? ""),
+          cx,
+          true,
+        );
+      visit((payload as TypeCast).arg, cx, scope);
+      return;
+    }
     default:
       if (LEAVES.has(tag)) return;
       // Statements inside statements: CREATE SCHEMA elements, rule actions, SQL-standard function bodies.
@@ -129,7 +177,12 @@ export function relation(
   const qualified = range.schemaname !== undefined || range.catalogname !== undefined;
   if (!qualified && inScope(scope, range.relname)) return;
   const name = [range.catalogname, range.schemaname, range.relname].filter((part) => part !== undefined).join(".");
-  (mode === "read" ? cx.facts.reads : cx.facts.writes).add(name);
+  if (mode === "write") {
+    cx.facts.writes.add(name);
+    return;
+  }
+  cx.facts.reads.add(name);
+  readsRelation(name, cx);
 }
 
 function inScope(scope: Scope | undefined, name: string): boolean {
@@ -290,6 +343,9 @@ function funcCall(call: FuncCall, cx: Context, scope: Scope | undefined): void {
   const name = shown.join(".").toLowerCase();
   const facts = cx.facts;
   facts.functions.add(name);
+  // `date(x)` may be no function but a cast to date (PostgreSQL tries that when no function fits): what it runs.
+  coercesTo(shown, cx, false);
+  if (call.args !== undefined && call.args.length > 0) takesArguments(cx);
   switch (functionEffect(parts, name, cx.session.catalog)) {
     case "read":
       break;

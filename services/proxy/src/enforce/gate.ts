@@ -1,5 +1,5 @@
 import type { Principal } from "@agentgate/identity";
-import { type Analysis, analyze, type FunctionCatalog, fingerprintOf, SqlAnalysisError } from "@agentgate/sql";
+import { type Analysis, analyze, fingerprintOf, SqlAnalysisError, type TargetFacts } from "@agentgate/sql";
 import { Frontend } from "@agentgate/wire";
 import type { Logger } from "pino";
 import type { ApprovalPort, ApprovalRequest } from "./approvals.ts";
@@ -33,8 +33,18 @@ export interface GateOptions {
   sessionId: string;
   /** The principal may only read here: changing a protected setting is refused whatever the rules say. */
   readOnly: boolean;
-  catalog?: (FunctionCatalog & { stale(): void }) | undefined;
+  catalog?: GateCatalog | undefined;
   logger: Logger;
+}
+
+/** The target's catalog as the gate uses it (enforce/catalog.ts): facts, and when to load them again. */
+export interface GateCatalog extends TargetFacts {
+  /** DDL went through: the facts must be loaded again before the next statement is judged. */
+  stale(): void;
+  /** Whether the facts must be loaded before this statement is judged (a reload that can wait runs meanwhile). */
+  mustLoad?(): boolean;
+  /** Loads when expired; with `unknown`, loads again unless those names were just looked for. */
+  fresh?(options?: { unknown?: readonly string[] }): Promise<void>;
 }
 
 /**
@@ -87,6 +97,7 @@ export class StatementGate {
     extended: boolean,
     statementName: string | undefined,
     signal: AbortSignal,
+    reloaded = false,
   ): Verdict | Promise<Verdict> {
     let analysis: Analysis;
     try {
@@ -96,6 +107,17 @@ export class StatementGate {
       if (!(error instanceof SqlAnalysisError)) throw error;
       // What cannot be parsed is refused with the parser's own words, never passed through.
       return this.#refuse(error.code, error.message, undefined, extended, statementName);
+    }
+    // Facts the analysis lacks (a view created since the catalog was loaded) or facts DDL made stale: load them,
+    // judge again, once. What is still unknown then stays a write (the analysis made it one).
+    const catalog = this.#o.catalog;
+    if (!reloaded && catalog?.fresh !== undefined) {
+      const unknown = analysis.statements.flatMap((s) => s.flags.unresolved ?? []);
+      if (unknown.length > 0 || catalog.mustLoad?.() === true) {
+        return catalog
+          .fresh(unknown.length > 0 ? { unknown } : {})
+          .then(() => this.#decideText(sql, extended, statementName, signal, true));
+      }
     }
     if (analysis.statements.length === 0) return this.#allowed(analysis, statementName);
     const setting = analysis.statements.find((s) => s.flags.protectedSetting)?.flags.protectedSetting;

@@ -13,7 +13,6 @@ import {
   Backend,
   backendKeyData,
   describeType,
-  FRONTEND_TYPES,
   Frontend,
   MessageFramer,
   negotiateProtocolVersion,
@@ -26,21 +25,18 @@ import {
   WriteBatch,
 } from "@agentgate/wire";
 import type { Logger } from "pino";
-import { type CompletedStatement, type ReceivedStatement, SessionAudit } from "./audit.ts";
+import { SessionAudit } from "./audit.ts";
 import { type CancelKey, type CancelRegistry, sendCancel } from "./cancel.ts";
 import type { ApprovalPort } from "./enforce/approvals.ts";
-import { Backstop, NO_BACKSTOP_FACTS } from "./enforce/backstop.ts";
+import { Backstop } from "./enforce/backstop.ts";
 import type { TargetCatalog } from "./enforce/catalog.ts";
 import { createEstimator } from "./enforce/estimate.ts";
-import { type Judgement, StatementGate, type Verdict } from "./enforce/gate.ts";
-import { bindParameters, bindStatement, closeTarget, parseFields, queryText } from "./enforce/messages.ts";
+import { StatementGate } from "./enforce/gate.ts";
 import type { PolicyPort } from "./enforce/policy.ts";
-import { refusalExtended, refusalQuery, withoutContext } from "./enforce/refusal.ts";
-import { ResponseTracker } from "./enforce/responses.ts";
 import { GatewayError } from "./errors.ts";
 import type { MaskCatalog } from "./mask/catalog.ts";
 import type { SessionMasking } from "./mask/planner.ts";
-import { OutcomeTracker } from "./outcomes.ts";
+import { type PipelineHost, StatementPipeline } from "./statement/pipeline.ts";
 import type { ProxyStats } from "./stats.ts";
 import { connectUpstream, type UpstreamConnection } from "./upstream.ts";
 
@@ -114,32 +110,10 @@ const END_REASONS: Record<EndReason, SessionEndReason> = {
 const SSL_YES = Buffer.from("S");
 const SSL_NO = Buffer.from("N");
 const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
-const FATAL_MARK = Buffer.from("SFATAL\0");
 const SESSION_AUTH = "session_authorization\0";
 const PARAMETERS_NOT_FORWARDED = new Set(["user", "database", "replication"]);
 /** A JWT is a few kilobytes; PostgreSQL itself caps password packets at 1000 bytes, tokens need more. */
 const MAX_PASSWORD_MESSAGE = 64 * 1024;
-
-/**
- * The fast-path function call protocol (FunctionCall) names a function by OID and returns its result outside any
- * statement: no SQL for the policy to judge, no RowDescription to mask by. A gateway that enforces anything (policy,
- * audit, masking) refuses it; the SQL equivalent, `SELECT fn(...)`, goes through every check.
- */
-const FUNCTION_CALL_REFUSAL: Verdict = {
-  allowed: false,
-  replacement: refusalQuery(
-    "0A000",
-    "the fast-path function call protocol is not supported through agentgate",
-    "Call the function in a statement instead: SELECT function(arguments).",
-  ),
-  extended: false,
-};
-
-/** What the audit records for a FunctionCall: the function's OID (its arguments are not recorded). */
-function functionCallText(message: Buffer): string {
-  const oid = message.length >= 9 ? message.readUInt32BE(5) : 0;
-  return `-- fast-path FunctionCall of function OID ${oid} (refused)`;
-}
 
 /**
  * One client connection: the startup handshake, the upstream connection it opens, and the relay of messages both
@@ -168,31 +142,19 @@ export class ClientSession {
   #gate: StatementGate | undefined;
   /** Runs what the policy decided as a read where PostgreSQL refuses writes; with the gate. */
   #backstop: Backstop | undefined;
-  readonly #sendUpstream = (bytes: Buffer): void => this.#toUpstream.add(bytes);
-  /** Aborted by the client's CancelRequest: ends a wait for approval (then replaced for the next statement). */
-  #holdCancel = new AbortController();
   /** Masks result columns; undefined when no policy is configured (nothing is masked). */
   #masking: SessionMasking | undefined;
   #maskCatalog: MaskCatalog | undefined;
-  #tracker: ResponseTracker | undefined;
-  #deciding = false;
-  #held: [number, Buffer][] = [];
   /** The audit trail on the bus; undefined when no bus is configured. */
   readonly #audit: SessionAudit | undefined;
-  #outcomes: OutcomeTracker | undefined;
-  /** Protocol-level statements by name: their SQL and judgement, for the audit record of each Bind. */
-  readonly #parsed = new Map<string, { sql: string; judgement: Judgement | undefined; refused: boolean }>();
+  /** The statement path, once relaying. */
+  #pipeline: StatementPipeline | undefined;
   /** Aborted when the session ends: stops decisions and sign-in checks in flight. */
   readonly #sessionAbort = new AbortController();
   #cancelKey: CancelKey | undefined;
   #clientFramer: MessageFramer;
   #toUpstream = new WriteBatch();
   #toClient = new WriteBatch();
-  /** Queries and Syncs sent upstream that have not had their ReadyForQuery yet. */
-  #pendingSyncs = 0;
-  #transactionStatus = 0x49; // 'I'
-  #clientTerminated = false;
-  #upstreamSentFatal = false;
   #draining = false;
   #endReason: EndReason | undefined;
   #startedAt = Date.now();
@@ -211,8 +173,6 @@ export class ClientSession {
         workerId: ctx.workerId,
         logger: ctx.logger,
       });
-      this.#outcomes = new OutcomeTracker();
-      this.#tracker = new ResponseTracker();
     }
     this.#log = ctx.logger.child({ session: this.id, client: `${client.remoteAddress}:${client.remotePort}` });
     this.#closed = new Promise((resolve) => {
@@ -522,7 +482,6 @@ export class ClientSession {
         catalog,
         logger: this.#log,
       });
-      this.#tracker ??= new ResponseTracker();
       if (masking !== undefined) {
         this.#maskCatalog = masking.catalog;
         this.#masking = new masking.SessionMasking({
@@ -570,8 +529,7 @@ export class ClientSession {
     const target = this.#target!;
     this.#cancelKey = this.#ctx.cancels.issue(() => {
       // A statement held for approval is not on the server yet: the cancel withdraws the request.
-      this.#holdCancel.abort(new Error("the client canceled the statement"));
-      this.#holdCancel = new AbortController();
+      this.#pipeline?.cancelHeld();
       return this.#upstream ? { target, processId: upstream.processId, secretKey: upstream.secretKey } : undefined;
     });
     const socket = upstream.socket;
@@ -616,6 +574,18 @@ export class ClientSession {
     this.#client.write(backendKeyData(this.#cancelKey!.processId, this.#cancelKey!.secretKey));
     this.#client.write(readyForQuery(upstream.status));
     this.#client.uncork();
+    this.#pipeline = new StatementPipeline({
+      host: this.#pipelineHost,
+      toUpstream: this.#toUpstream,
+      toClient: this.#toClient,
+      gate: this.#gate,
+      backstop: this.#backstop,
+      masking: this.#masking,
+      maskCatalog: this.#maskCatalog,
+      audit: this.#audit,
+      sessionSignal: this.#sessionAbort.signal,
+      showUser: (message) => this.#hideUpstreamUser(message),
+    });
     this.#phase = "relay";
     this.#armExpiry();
     if (this.#ctx.config.idleSessionTimeoutMs > 0) {
@@ -626,7 +596,7 @@ export class ClientSession {
       "session started",
     );
 
-    for (const message of upstream.leftover) this.#onUpstreamMessage(message[0]!, message);
+    for (const message of upstream.leftover) this.#pipeline.fromUpstream(message[0]!, message);
     this.#flushToClient();
     const early = this.#startupBytes;
     this.#startupBytes = Buffer.alloc(0);
@@ -642,8 +612,9 @@ export class ClientSession {
 
   #relayFromClient(chunk: Buffer): void {
     this.#idleTimer?.refresh();
+    const pipeline = this.#pipeline!;
     try {
-      this.#clientFramer.push(chunk, this.#onClientMessage);
+      this.#clientFramer.push(chunk, pipeline.fromClient);
     } catch (error) {
       // Forward what was whole before the bad message, then end the session.
       this.#flushToUpstream();
@@ -651,102 +622,19 @@ export class ClientSession {
       return;
     }
     // While a statement waits for its audit record, what was forwarded before it (a Parse) goes with it in one write
-    // once the record is stored; a wait for a policy decision flushes it at once instead (see #route).
-    if (!this.#deciding) this.#flushToUpstream();
+    // once the record is stored; a wait for a policy decision flushes it at once instead (see StatementPipeline).
+    if (!pipeline.deciding) this.#flushToUpstream();
   }
 
-  #onClientMessage = (type: number, message: Buffer): void => {
-    if (this.#clientTerminated) return; // nothing may follow Terminate
-    if (!FRONTEND_TYPES.has(type)) {
-      throw new ProtocolError(`invalid frontend message type ${describeType(type)}`);
-    }
-    // While a decision is on its way, later messages wait behind it, in order.
-    if (this.#deciding) this.#held.push([type, message]);
-    else this.#route(type, message);
+  readonly #pipelineHost: PipelineHost = {
+    log: () => this.#log,
+    relaying: () => this.#phase === "relay",
+    pauseClient: () => this.#client.pause(),
+    resumeClient: () => this.#client.resume(),
+    flushToUpstream: () => this.#flushToUpstream(),
+    fail: (error) => this.#failRelay(error),
+    idle: () => this.#idleTimer?.refresh(),
   };
-
-  /**
-   * Sends one client message on, after the gate's decision where it takes one and, for statements, after the audit
-   * record of it is stored (write-ahead). Either may take a round trip; later messages wait behind it, in order.
-   */
-  #route(type: number, message: Buffer): void {
-    const gate = this.#gate;
-    let verdict: Verdict | undefined | Promise<Verdict | undefined> =
-      gate !== undefined && StatementGate.decides(type)
-        ? gate.check(type, message, AbortSignal.any([this.#sessionAbort.signal, this.#holdCancel.signal]))
-        : undefined;
-    if (type === Frontend.FunctionCall && (gate !== undefined || this.#audit !== undefined)) {
-      verdict = FUNCTION_CALL_REFUSAL;
-    }
-    if (this.#masking !== undefined && (type === Frontend.Query || type === Frontend.Parse)) {
-      verdict =
-        verdict instanceof Promise
-          ? verdict.then((v) => this.#maskCheck(type, message, v))
-          : this.#maskCheck(type, message, verdict);
-    }
-    const audited =
-      this.#audit !== undefined &&
-      (type === Frontend.Query || type === Frontend.Bind || type === Frontend.FunctionCall);
-    if (!audited && !(verdict instanceof Promise)) {
-      this.#forward(type, message, verdict);
-      return;
-    }
-    this.#deciding = true;
-    this.#client.pause();
-    // What is already forwarded goes out now when the decision may take long; the audit's wait alone is short
-    // (bounded by its ack timeout), and sending it together with the statement saves a socket write per statement.
-    if (verdict instanceof Promise) this.#flushToUpstream();
-    Promise.resolve(verdict)
-      .then((decided) => (audited ? this.#recordReceived(type, message, decided) : decided))
-      .then(
-        (decided) => {
-          if (this.#phase !== "relay") return;
-          try {
-            this.#deciding = false;
-            this.#forward(type, message, decided);
-            while (!this.#deciding && this.#held.length > 0) {
-              const [t, m] = this.#held.shift()!;
-              this.#route(t, m);
-            }
-            this.#flushToUpstream();
-            if (!this.#deciding) this.#client.resume();
-          } catch (error) {
-            this.#failRelay(error);
-          }
-        },
-        (error: unknown) => this.#failRelay(error),
-      );
-  }
-
-  /**
-   * After the gate allowed a statement: takes the masks that came with the decision, makes sure the catalog is
-   * loaded when something is masked, and refuses what masking cannot hide (see SessionMasking.check).
-   */
-  #maskCheck(
-    type: number,
-    message: Buffer,
-    verdict: Verdict | undefined,
-  ): Verdict | undefined | Promise<Verdict | undefined> {
-    const masking = this.#masking!;
-    if (verdict === undefined || !verdict.allowed) return verdict;
-    const judgement = verdict.judgement;
-    const decision = judgement?.decision;
-    if (decision !== undefined) masking.useRules(decision.revision, decision.masks, decision.maskedPredicates);
-    if (!masking.active) return verdict;
-    const sql = type === Frontend.Query ? queryText(message) : parseFields(message).text;
-    const refuse = (): Verdict => {
-      const refusal = masking.check(type, sql);
-      if (refusal === undefined) return verdict;
-      const extended = type !== Frontend.Query;
-      const replacement = extended
-        ? refusalExtended(refusal.code, refusal.message, refusal.hint)
-        : refusalQuery(refusal.code, refusal.message, refusal.hint);
-      return judgement === undefined
-        ? { allowed: false, replacement, extended }
-        : { allowed: false, replacement, extended, judgement };
-    };
-    return masking.needsCatalogFor(sql) ? this.#maskCatalog!.fresh().then(refuse) : refuse();
-  }
 
   /** A held message turned out malformed (08P01), or deciding failed: forward what was whole, end the session. */
   #failRelay(error: unknown): void {
@@ -756,73 +644,10 @@ export class ClientSession {
     this.#goodbye(asGatewayError(error), "protocol_error");
   }
 
-  /** Writes StatementReceived and waits for the bus to store it; if it cannot, the statement is refused. */
-  async #recordReceived(type: number, message: Buffer, verdict: Verdict | undefined): Promise<Verdict | undefined> {
-    const refused = verdict !== undefined && !verdict.allowed;
-    const extended = type === Frontend.Bind;
-    const parsed = extended ? this.#parsed.get(bindStatement(message)) : undefined;
-    const statement: ReceivedStatement = extended
-      ? {
-          sql: parsed?.sql ?? "",
-          parameters: bindParameters(message),
-          protocol: "extended",
-          judgement: verdict?.judgement ?? parsed?.judgement,
-        }
-      : type === Frontend.FunctionCall
-        ? { sql: functionCallText(message), parameters: [], protocol: "function-call", judgement: undefined }
-        : { sql: queryText(message), parameters: [], protocol: "simple", judgement: verdict?.judgement };
-    try {
-      const id = await this.#audit!.received(statement);
-      this.#outcomes!.began(id, extended, refused || (parsed?.refused ?? false));
-      return verdict;
-    } catch (error) {
-      this.#log.error({ err: error }, "audit record not stored: statement refused");
-      const why = "statement refused: the audit log did not confirm the record in time";
-      const hint = "Nothing was run. Retry when the audit bus is back.";
-      return extended
-        ? { allowed: false, replacement: refusalExtended("57P03", why, hint), extended: true }
-        : { allowed: false, replacement: refusalQuery("57P03", why, hint), extended: false };
-    }
-  }
-
-  #forward(type: number, message: Buffer, verdict: Verdict | undefined): void {
-    if (this.#clientTerminated) return;
-    if (this.#audit !== undefined) {
-      if (type === Frontend.Parse) {
-        const { name, text } = parseFields(message);
-        this.#parsed.set(name, { sql: text, judgement: verdict?.judgement, refused: verdict?.allowed === false });
-      } else if (type === Frontend.Close) {
-        const { kind, name } = closeTarget(message);
-        if (kind === "S") this.#parsed.delete(name);
-      }
-    }
-    if (type === Frontend.Query || type === Frontend.Sync || type === Frontend.FunctionCall) this.#pendingSyncs++;
-    else if (type === Frontend.Terminate) this.#clientTerminated = true;
-    if (this.#backstop !== undefined) {
-      const facts = verdict === undefined || verdict.allowed ? verdict?.judgement?.backstop : NO_BACKSTOP_FACTS;
-      message = this.#backstop.forward(type, message, facts, this.#sendUpstream);
-    }
-    if (verdict === undefined || verdict.allowed) {
-      this.#tracker?.sent(type);
-      const instead = this.#masking?.sent(type, message);
-      if (instead === undefined) this.#toUpstream.add(message);
-      else for (const m of instead) this.#toUpstream.add(m);
-      return;
-    }
-    this.#masking?.sent(type, message);
-    if (verdict.extended) {
-      this.#tracker!.sent(Frontend.Parse, true);
-      this.#tracker!.sent(Frontend.Bind, true);
-    } else {
-      this.#tracker!.sent(type, true);
-    }
-    this.#toUpstream.add(verdict.replacement);
-  }
-
   #onUpstreamData = (chunk: Buffer): void => {
     if (this.#phase !== "relay") return;
     try {
-      this.#upstream!.framer.push(chunk, this.#onUpstreamMessage);
+      this.#upstream!.framer.push(chunk, this.#pipeline!.fromUpstream);
     } catch (error) {
       this.#flushToClient();
       // A malformed message is the target's fault; anything else failed in the gateway's own handling of a good one.
@@ -838,38 +663,6 @@ export class ClientSession {
     if (this.#draining) this.#endIfIdle();
   };
 
-  #onUpstreamMessage = (type: number, message: Buffer): void => {
-    if (this.#backstop?.received(type, message)) return; // the answer to the backstop's own switch
-    if (type === Backend.ErrorResponse && this.#tracker?.isRefusal()) {
-      this.#tracker.received(type);
-      this.#masking?.received(type, message); // the gateway's own words: followed, not redacted
-      this.#outcomes?.received(type, message, this.#onCompleted);
-      this.#toClient.add(withoutContext(message));
-      return;
-    }
-    if (this.#tracker !== undefined && !this.#tracker.received(type)) return; // caused by the gateway's own message
-    // Masking first: a statement's masked-cell counts are complete when its outcome is recorded.
-    const sent = this.#masking === undefined ? message : this.#masking.received(type, message);
-    this.#outcomes?.received(type, message, this.#onCompleted);
-    if (sent === undefined) return; // the answer to the masking's own Describe
-    message = sent;
-    if (type === Backend.ReadyForQuery) {
-      if (this.#pendingSyncs > 0) this.#pendingSyncs--;
-      if (this.#pendingSyncs === 0) this.#idleTimer?.refresh();
-      this.#transactionStatus = message[5]!;
-    } else if (type === Backend.ErrorResponse && message.indexOf(FATAL_MARK, 5) === 5) {
-      this.#upstreamSentFatal = true;
-    } else if (type === Backend.ParameterStatus) {
-      this.#toClient.add(this.#hideUpstreamUser(message));
-      return;
-    }
-    this.#toClient.add(message);
-  };
-
-  #onCompleted = (statementId: string, outcome: CompletedStatement): void => {
-    this.#audit?.completed(statementId, { ...outcome, maskedCells: this.#masking?.takeCounts() ?? {} });
-  };
-
   /** The server reports session_authorization (the upstream user): the client sees the name it signed in with. */
   #hideUpstreamUser(message: Buffer): Buffer {
     if (message[0] !== Backend.ParameterStatus || !message.subarray(5).toString("latin1").startsWith(SESSION_AUTH)) {
@@ -882,7 +675,7 @@ export class ClientSession {
     const upstream = this.#upstream?.socket;
     if (upstream === undefined || this.#toUpstream.empty) return;
     if (!writeAll(upstream, this.#toUpstream.take())) this.#client.pause();
-    if (this.#clientTerminated) endSocket(upstream);
+    if (this.#pipeline?.clientTerminated) endSocket(upstream);
   }
 
   #flushToClient(): void {
@@ -900,7 +693,7 @@ export class ClientSession {
 
   #onIdle = (): void => {
     // A statement waiting for its decision (an approval may take minutes) is not idleness.
-    if (this.#phase === "relay" && this.#pendingSyncs === 0 && !this.#deciding) {
+    if (this.#phase === "relay" && this.#pipeline!.quiet && !this.#pipeline!.deciding) {
       this.#goodbye(new GatewayError("57P05", "terminating connection due to idle-session timeout"), "idle_timeout");
     }
   };
@@ -921,7 +714,7 @@ export class ClientSession {
   #onTokenExpired(): void {
     if (this.#phase !== "relay") return;
     const upstream = this.#upstream!;
-    if (this.#pendingSyncs > 0) {
+    if (!this.#pipeline!.quiet) {
       // Stop what is running before the Terminate, so nothing keeps running on an expired identity.
       sendCancel(
         { target: this.#target!, processId: upstream.processId, secretKey: upstream.secretKey },
@@ -937,7 +730,7 @@ export class ClientSession {
   }
 
   #endIfIdle(): void {
-    if (this.#phase === "relay" && this.#pendingSyncs === 0 && this.#transactionStatus === 0x49) {
+    if (this.#phase === "relay" && this.#pipeline!.idle) {
       this.#goodbye(shuttingDown(), "shutdown");
     }
   }
@@ -964,7 +757,7 @@ export class ClientSession {
     this.#log.info({ code: error.code, reason }, `ending session: ${error.message}`);
     endSocket(this.#client, error.toWire());
     const upstream = this.#upstream?.socket;
-    if (upstream) endSocket(upstream, this.#clientTerminated ? undefined : TERMINATE);
+    if (upstream) endSocket(upstream, this.#pipeline?.clientTerminated ? undefined : TERMINATE);
     this.#finishWhenClosed();
   }
 
@@ -979,7 +772,7 @@ export class ClientSession {
       this.#phase = "closed";
       const upstream = this.#upstream?.socket;
       // A client that vanished without Terminate: tell the server, which rolls back what was open.
-      if (upstream) endSocket(upstream, this.#clientTerminated ? undefined : TERMINATE);
+      if (upstream) endSocket(upstream, this.#pipeline?.clientTerminated ? undefined : TERMINATE);
     } else if (this.#phase !== "closed") {
       this.#endReason = "client_closed";
       this.#phase = "closed";
@@ -995,7 +788,7 @@ export class ClientSession {
   };
 
   #onUpstreamClose = (): void => {
-    if (this.#phase === "relay" && this.#clientTerminated) {
+    if (this.#phase === "relay" && this.#pipeline?.clientTerminated) {
       // The server closing after the client's Terminate is the normal end: nothing to report.
       this.#endReason = "client_closed";
       this.#phase = "closed";
@@ -1005,7 +798,7 @@ export class ClientSession {
       this.#phase = "closed";
       this.#flushToClient();
       const lost = new GatewayError("08006", `the connection to target "${this.#target!.name}" was lost`);
-      endSocket(this.#client, this.#upstreamSentFatal ? undefined : lost.toWire());
+      endSocket(this.#client, this.#pipeline?.upstreamSentFatal ? undefined : lost.toWire());
     }
     this.#finishWhenClosed();
   };

@@ -17,10 +17,21 @@ export interface Judgement {
   backstop: BackstopFacts;
 }
 
-/** What to send upstream instead of a client message: nothing changed, or the message that raises the refusal. */
+/**
+ * What to send upstream instead of a client message: nothing changed, or the message that raises the refusal. A
+ * statement that needs approval is a refusal until `approval` (the wait for approvers) says otherwise: whoever
+ * forgets to ask refuses it, never runs it.
+ */
 export type Verdict =
   | { allowed: true; judgement?: Judgement }
-  | { allowed: false; replacement: Buffer; extended: boolean; judgement?: Judgement };
+  | {
+      allowed: false;
+      replacement: Buffer;
+      extended: boolean;
+      judgement?: Judgement;
+      /** For require_approval: asks the approvers and resolves to their verdict (run once, or refused). */
+      approval?: () => Promise<Verdict>;
+    };
 
 const ALLOWED: Verdict = { allowed: true };
 
@@ -171,9 +182,11 @@ export class StatementGate {
         backstop: backstopFacts(analysis),
       },
     });
-    const apply = (decision: Decision): Verdict | Promise<Verdict> => {
-      const verdict = this.#apply(decision, analysis, sql, extended, statementName, signal);
-      return verdict instanceof Promise ? verdict.then((v) => judged(decision, v)) : judged(decision, verdict);
+    const apply = (decision: Decision): Verdict => {
+      const verdict = judged(decision, this.#apply(decision, analysis, extended, statementName));
+      if (verdict.allowed || decision.effect !== "require_approval" || this.#o.approvals === undefined) return verdict;
+      const hold = () => this.#hold(decision, analysis, sql, extended, statementName, signal);
+      return { ...verdict, approval: () => hold().then((v) => judged(decision, v)) };
     };
     const cached = this.#o.policy.cached(query);
     if (cached !== undefined) return apply(cached);
@@ -196,25 +209,20 @@ export class StatementGate {
     );
   }
 
-  #apply(
-    decision: Decision,
-    analysis: Analysis,
-    sql: string,
-    extended: boolean,
-    statementName: string | undefined,
-    signal: AbortSignal,
-  ): Verdict | Promise<Verdict> {
+  /** The policy's decision as a verdict; a statement that needs approval is refused until its approval says so. */
+  #apply(decision: Decision, analysis: Analysis, extended: boolean, statementName: string | undefined): Verdict {
     if (decision.effect === "allow") return this.#allowed(analysis, statementName);
-    if (decision.effect === "require_approval" && this.#o.approvals !== undefined) {
-      return this.#hold(decision, analysis, sql, extended, statementName, signal);
-    }
     const rule = decision.rule === "" ? "no rule allows it" : `rule "${decision.rule}"`;
     const message =
       decision.effect === "require_approval"
         ? `statement requires approval (${rule}): ${decision.reason}`
         : `permission denied by policy (${rule}): ${decision.reason}`;
     const hint =
-      decision.effect === "require_approval" ? "Approvals are not available yet; ask an administrator." : undefined;
+      decision.effect !== "require_approval"
+        ? undefined
+        : this.#o.approvals === undefined
+          ? "Approvals are not available yet; ask an administrator."
+          : "Nothing was run: the statement was not put to its approvers.";
     return this.#refuse("42501", message, hint, extended, statementName);
   }
 

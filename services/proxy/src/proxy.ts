@@ -15,7 +15,8 @@ import { type ApprovalPort, createGrpcApprovals } from "./enforce/approvals.ts";
 import { TargetCatalog } from "./enforce/catalog.ts";
 import { createGrpcPolicy } from "./enforce/grpc-policy.ts";
 import type { PolicyPort } from "./enforce/policy.ts";
-import { ClientSession, type MaskingForTarget, type SessionContext, type SessionInfo } from "./session.ts";
+import type { MaskingForTarget, SessionContext } from "./session/context.ts";
+import { ClientSession, type SessionInfo } from "./session/session.ts";
 import { ProxyStats } from "./stats.ts";
 import { upstreamTlsOptions } from "./upstream-tls.ts";
 

@@ -1,18 +1,14 @@
 import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
-import { type ConnectionOptions, type SecureContext, TLSSocket } from "node:tls";
-import type { AuditPublisher } from "@agentgate/bus";
-import type { ProxyConfig, Target } from "@agentgate/config";
+import { TLSSocket } from "node:tls";
+import type { Target } from "@agentgate/config";
 import { SessionEndReason } from "@agentgate/events";
-import { type Principal, SignInError, type TokenVerifier } from "@agentgate/identity";
-import type { Hasher } from "@agentgate/masking/hmac";
-import { PROTECTED_SETTINGS } from "@agentgate/sql";
+import { type Principal, SignInError } from "@agentgate/identity";
 import {
   authenticationCleartextPassword,
   authenticationOk,
   Backend,
   backendKeyData,
-  describeType,
   Frontend,
   MessageFramer,
   negotiateProtocolVersion,
@@ -25,58 +21,19 @@ import {
   WriteBatch,
 } from "@agentgate/wire";
 import type { Logger } from "pino";
-import { SessionAudit } from "./audit.ts";
-import { type CancelKey, type CancelRegistry, sendCancel } from "./cancel.ts";
-import type { ApprovalPort } from "./enforce/approvals.ts";
-import { Backstop } from "./enforce/backstop.ts";
-import type { TargetCatalog } from "./enforce/catalog.ts";
-import { createEstimator } from "./enforce/estimate.ts";
-import { StatementGate } from "./enforce/gate.ts";
-import type { PolicyPort } from "./enforce/policy.ts";
-import { GatewayError } from "./errors.ts";
-import type { MaskCatalog } from "./mask/catalog.ts";
-import type { SessionMasking } from "./mask/planner.ts";
-import { type PipelineHost, StatementPipeline } from "./statement/pipeline.ts";
-import type { ProxyStats } from "./stats.ts";
-import { connectUpstream, type UpstreamConnection } from "./upstream.ts";
-
-/** A target's masking catalog and the planner class, as `SessionContext.masking` loads them. */
-export interface MaskingForTarget {
-  catalog: MaskCatalog;
-  SessionMasking: typeof SessionMasking;
-}
-
-/** What every session of one proxy shares. */
-export interface SessionContext {
-  readonly config: ProxyConfig;
-  readonly targets: ReadonlyMap<string, Target>;
-  readonly logger: Logger;
-  readonly tls: SecureContext | undefined;
-  readonly cancels: CancelRegistry;
-  /** TLS options per target name; absent for plain TCP. */
-  readonly upstreamTls: ReadonlyMap<string, ConnectionOptions>;
-  /** Aborted when the proxy shuts down. */
-  readonly shutdown: AbortSignal;
-  /** Checks agents' tokens; undefined when no identity provider is configured (loopback-only development mode). */
-  readonly verifier: TokenVerifier | undefined;
-  readonly stats: ProxyStats;
-  /** Decides statements; undefined when no policy service is configured (every statement passes). */
-  readonly policy: PolicyPort | undefined;
-  /** Where require_approval statements wait; undefined when no approval service is configured. */
-  readonly approvals: { port: ApprovalPort; timeoutMs: number; mode: "wait" | "deferred" } | undefined;
-  /** The audit bus; undefined when none is configured (nothing is recorded). */
-  readonly publisher: AuditPublisher | undefined;
-  /** Each target's own functions and their volatility, for the SQL analysis. */
-  readonly catalogs: ReadonlyMap<string, TargetCatalog>;
-  /**
-   * Masking for a target's sessions: its catalog and the planner, loaded on first use (only proxies with a policy
-   * mask, and the others need not carry the code).
-   */
-  readonly masking: ((target: Target) => Promise<MaskingForTarget>) | undefined;
-  /** The keyed hash behind the `hash` mask strategy. */
-  readonly hasher: Hasher;
-  readonly workerId: string;
-}
+import { SessionAudit } from "../audit.ts";
+import { type CancelKey, sendCancel } from "../cancel.ts";
+import type { Backstop } from "../enforce/backstop.ts";
+import type { StatementGate } from "../enforce/gate.ts";
+import { GatewayError } from "../errors.ts";
+import type { MaskCatalog } from "../mask/catalog.ts";
+import type { SessionMasking } from "../mask/planner.ts";
+import { type PipelineHost, StatementPipeline } from "../statement/pipeline.ts";
+import { connectUpstream, type UpstreamConnection } from "../upstream.ts";
+import { enforcementFor } from "./admission.ts";
+import type { SessionContext } from "./context.ts";
+import { asGatewayError, endSocket, isLoopback, shuttingDown, writeAll } from "./sockets.ts";
+import { readPasswordMessage, startupUser } from "./startup.ts";
 
 export interface SessionInfo {
   id: string;
@@ -112,8 +69,6 @@ const SSL_NO = Buffer.from("N");
 const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
 const SESSION_AUTH = "session_authorization\0";
 const PARAMETERS_NOT_FORWARDED = new Set(["user", "database", "replication"]);
-/** A JWT is a few kilobytes; PostgreSQL itself caps password packets at 1000 bytes, tokens need more. */
-const MAX_PASSWORD_MESSAGE = 64 * 1024;
 
 /**
  * One client connection: the startup handshake, the upstream connection it opens, and the relay of messages both
@@ -335,18 +290,7 @@ export class ClientSession {
       // We speak 3.0 only (3.2's longer cancel keys included): tell the client, which then carries on with 3.0.
       this.#client.write(negotiateProtocolVersion(0, packet.protocolOptions));
     }
-    const user = packet.parameters.get("user");
-    if (user === undefined || user === "") {
-      throw new GatewayError("28000", "no PostgreSQL user name specified in startup packet");
-    }
-    const replication = packet.parameters.get("replication");
-    if (replication !== undefined && !["false", "off", "no", "0"].includes(replication.toLowerCase())) {
-      throw new GatewayError("0A000", "replication connections are not supported through the gateway");
-    }
-    const protectedParameter = protectedStartupSetting(packet.parameters);
-    if (protectedParameter !== undefined) {
-      throw new GatewayError("42501", `permission denied to set ${protectedParameter} at connection start`);
-    }
+    const user = startupUser(packet.parameters);
     this.#startup = { user, parameters: packet.parameters };
     this.#log = this.#log.child({ user });
     if (this.#ctx.verifier === undefined) {
@@ -391,17 +335,10 @@ export class ClientSession {
   #onPasswordData(chunk: Buffer): void {
     const bytes = this.#startupBytes.length === 0 ? chunk : Buffer.concat([this.#startupBytes, chunk]);
     this.#startupBytes = bytes;
-    if (bytes.length < 5) return;
-    if (bytes[0] !== Frontend.Password) {
-      throw new ProtocolError(`expected a password message, got message type ${describeType(bytes[0]!)}`);
-    }
-    const size = bytes.readInt32BE(1) + 1;
-    if (size < 6 || size > MAX_PASSWORD_MESSAGE) throw new ProtocolError("invalid password message length");
-    if (bytes.length < size) return;
-    if (bytes[size - 1] !== 0) throw new ProtocolError("invalid password message: no terminator");
-    const token = bytes.toString("utf8", 5, size - 1);
-    this.#startupBytes = bytes.subarray(size);
-    this.#verify(token);
+    const password = readPasswordMessage(bytes);
+    if (password === undefined) return;
+    this.#startupBytes = password.rest;
+    this.#verify(password.token);
   }
 
   #verify(token: string): void {
@@ -457,43 +394,20 @@ export class ClientSession {
     }
     this.#phase = "connecting";
     this.#client.pause();
-    const catalog = this.#ctx.catalogs.get(target.name);
-    Promise.all([
-      policy.readOnly(this.#principal, target.name, this.#sessionAbort.signal).catch((error: unknown) => {
-        // Unknown: fail closed. Every uncached statement is refused anyway while the service is away.
-        this.#log.warn({ err: error }, "policy service unavailable at session start: the session is read-only");
-        return true;
-      }),
-      catalog?.fresh(),
-      this.#ctx.masking?.(target),
-    ]).then(([readOnly, , masking]) => {
+    enforcementFor(this.#ctx, policy, {
+      target,
+      principal: this.#principal,
+      sessionId: this.id,
+      log: this.#log,
+      signal: this.#sessionAbort.signal,
+    }).then((enforcement) => {
       if (this.#phase !== "connecting") return;
-      const approvals = this.#ctx.approvals;
-      this.#gate = new StatementGate({
-        policy,
-        approvals: approvals && {
-          ...approvals,
-          estimate: createEstimator(target, this.#ctx.upstreamTls.get(target.name), this.#log),
-        },
-        principal: this.#principal,
-        target: target.name,
-        sessionId: this.id,
-        readOnly,
-        catalog,
-        logger: this.#log,
-      });
-      if (masking !== undefined) {
-        this.#maskCatalog = masking.catalog;
-        this.#masking = new masking.SessionMasking({
-          catalog: masking.catalog,
-          hasher: this.#ctx.hasher,
-          logger: this.#log,
-        });
-      }
+      this.#gate = enforcement.gate;
+      this.#backstop = enforcement.backstop;
+      this.#masking = enforcement.masking;
+      this.#maskCatalog = enforcement.maskCatalog;
       // The backstop: every session under a policy starts read-only upstream (see enforce/backstop.ts).
-      this.#backstop = new Backstop({ readOnlySession: readOnly });
       forwarded.set("default_transaction_read_only", "on");
-      this.#log.debug({ readOnly }, "policy applies to this session");
       this.#connect(target, forwarded, parameters.get("application_name") ?? "");
     });
   }
@@ -818,58 +732,4 @@ export class ClientSession {
     }
     this.#resolveClosed();
   }
-}
-
-/**
- * Ends our side of a socket (after `last`, if given) unless it is already ended, and keeps reading so the peer's
- * close is seen; whatever still arrives is dropped by the data handlers, which only act while relaying.
- */
-function endSocket(socket: Socket, last?: Buffer): void {
-  if (!socket.writableEnded && !socket.destroyed) {
-    if (last === undefined) socket.end();
-    else socket.end(last);
-  }
-  socket.resume();
-}
-
-function writeAll(socket: Socket, parts: Buffer[]): boolean {
-  if (parts.length === 1) return socket.write(parts[0]!);
-  socket.cork();
-  let ok = true;
-  for (const part of parts) ok = socket.write(part);
-  socket.uncork();
-  return ok;
-}
-
-/**
- * A protected setting in the startup packet, directly or through `options` (-c name=value / --name=value): the
- * role, the session authorization and read-only mode are the gateway's to decide, never the client's.
- */
-function protectedStartupSetting(parameters: ReadonlyMap<string, string>): string | undefined {
-  for (const [name, value] of parameters) {
-    const key = name.toLowerCase();
-    if (PROTECTED_SETTINGS.has(key)) return key;
-    if (key === "options") {
-      for (const m of value.matchAll(/(?:-c\s*|--)([A-Za-z_.]+)\s*=/g)) {
-        const option = m[1]!.toLowerCase().replaceAll("-", "_");
-        if (PROTECTED_SETTINGS.has(option)) return option;
-      }
-    }
-  }
-  return undefined;
-}
-
-function shuttingDown(): GatewayError {
-  return new GatewayError("57P01", "terminating connection because the gateway is shutting down");
-}
-
-function asGatewayError(error: unknown): GatewayError {
-  if (error instanceof GatewayError) return error;
-  if (error instanceof ProtocolError) return new GatewayError(error.code, error.message, { cause: error });
-  return new GatewayError("XX000", "internal gateway error", { cause: error });
-}
-
-function isLoopback(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  return address === "::1" || address.startsWith("127.") || address.startsWith("::ffff:127.");
 }

@@ -32,7 +32,7 @@ function policyPort(writes: Effect): PolicyPort & { asked: number } {
         masks: [],
         approverGroups: ["dbas"],
         approvalsRequired: 1,
-        refuseMaskedPredicates: false,
+        maskedPredicates: "whole-value",
       } as Decision;
     },
     decide: () => Promise.reject(new Error("not used: every decision is cached")),

@@ -4,7 +4,7 @@
 // READ WRITE, and its SELECT between UPDATEs runs in a read-only savepoint); select-only makes none after the first.
 // Not a test: run with
 //   node --import tsx loadtest/backstop.bench.ts --baseline ../base/services/cli/bin/agentgate.js
-//     [--seconds 10] [--rounds 3] [--clients 8] [--scale 10]
+//     [--seconds 10] [--rounds 3] [--clients 8] [--scale 10] [--workloads select-only,tpcb]
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -22,6 +22,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "3" },
     clients: { type: "string", default: "8" },
     scale: { type: "string", default: "10" },
+    workloads: { type: "string", default: "select-only,tpcb" },
   },
 });
 if (values.baseline === undefined) {
@@ -65,7 +66,7 @@ try {
   }
 
   const cells: { workload: Workload; protocol: Protocol }[] = [];
-  for (const workload of ["select-only", "tpcb"] as const) {
+  for (const workload of (values.workloads ?? "").split(",") as Workload[]) {
     for (const protocol of ["simple", "extended"] as const) cells.push({ workload, protocol });
   }
   const samples = new Map<string, { tps: number; cpu: number }[]>();

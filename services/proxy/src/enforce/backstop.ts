@@ -36,6 +36,7 @@ export interface BackstopFacts {
   plainBegin: string | undefined;
 }
 
+const UNNAMED = { portal: "", statement: "" } as const;
 const NONE: BackstopFacts = { need: "none", controls: [], holdCursor: false, resetsAll: false, plainBegin: undefined };
 
 /** Classes that only read (or only touch the session and its transaction): they run read-only. */
@@ -52,9 +53,23 @@ const NO_CODE_KINDS: ReadonlySet<string> = new Set([
   "ConstraintsSetStmt",
 ]);
 
+const READ: BackstopFacts = { ...NONE, need: "read" };
+const WRITE: BackstopFacts = { ...NONE, need: "write" };
+
 /** What a decided statement string means to the backstop. */
 export function backstopFacts(analysis: Analysis): BackstopFacts {
   if (analysis.statements.length === 0) return NONE;
+  const only = analysis.statements.length === 1 ? analysis.statements[0]! : undefined;
+  // The common case, one statement that only reads or also writes, without transaction control: shared answers.
+  if (
+    only !== undefined &&
+    only.flags.transaction === undefined &&
+    !only.flags.holdCursor &&
+    !only.flags.protectedSetting
+  ) {
+    if (NO_CODE_KINDS.has(only.kind) && only.classes.every((c) => READ_CLASSES.has(c))) return NONE;
+    return only.classes.some((c) => !READ_CLASSES.has(c)) ? WRITE : READ;
+  }
   let need: BackstopFacts["need"] = "none";
   const controls: TransactionControl[] = [];
   let holdCursor = false;
@@ -67,8 +82,9 @@ export function backstopFacts(analysis: Analysis): BackstopFacts {
     if (statement.flags.holdCursor) holdCursor = true;
     if (statement.flags.protectedSetting?.split(",").includes("all")) resetsAll = true;
   }
-  const only = analysis.statements.length === 1 ? controls[0] : undefined;
-  const plainBegin = only?.kind === "begin" && only.readOnly === undefined ? analysis.statements[0]!.text : undefined;
+  const control = only === undefined ? undefined : controls[0];
+  const plainBegin =
+    control?.kind === "begin" && control.readOnly === undefined ? analysis.statements[0]!.text : undefined;
   return { need, controls, holdCursor, resetsAll, plainBegin };
 }
 
@@ -156,13 +172,14 @@ export class Backstop {
       }
       case Frontend.Parse: {
         const f = facts ?? NONE;
-        this.#statements.set(parseFields(message).name, f);
+        // The unnamed statement and portal (most drivers' every statement) cost no string decoding.
+        this.#statements.set(message[5] === 0 ? "" : parseFields(message).name, f);
         this.#start(f, send);
         const opens = this.#opensReadWrite(f);
         return opens === undefined ? message : withParseText(message, opens);
       }
       case Frontend.Bind: {
-        const { portal, statement } = bindPortalAndStatement(message);
+        const { portal, statement } = message[5] === 0 && message[6] === 0 ? UNNAMED : bindPortalAndStatement(message);
         const f = this.#statements.get(statement) ?? NONE;
         this.#portals.set(portal, f);
         this.#start(f, send);
@@ -170,7 +187,7 @@ export class Backstop {
         return message;
       }
       case Frontend.Execute:
-        this.#start(this.#portals.get(executePortal(message)) ?? NONE, send);
+        this.#start(this.#portals.get(message[5] === 0 ? "" : executePortal(message)) ?? NONE, send);
         return message;
       case Frontend.Close: {
         const { kind, name } = closeTarget(message);

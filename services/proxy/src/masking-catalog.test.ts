@@ -42,6 +42,10 @@ masks:
     strategy: redact
   - column: pg_temp.tmp_rule.secret
     strategy: redact
+  - column: public.vip.ssn
+    strategy: redact
+  - column: public.ledger_eu.iban
+    strategy: redact
 `;
 
 // accounts_us has its columns in another order than its parent, contractors a dropped column first: attnums differ
@@ -61,6 +65,14 @@ const SCHEMA = `
   INSERT INTO staff VALUES (1, 'Sam', '${SSN_STAFF}', 'ops');
   INSERT INTO contractors VALUES (2, 'Cleo', '${SSN_CONTRACTOR}');
   CREATE TABLE t_clash (c text);
+  CREATE TABLE members (id int, name text, ssn text);
+  CREATE TABLE vip () INHERITS (members);
+  INSERT INTO vip VALUES (3, 'Vic', '${SSN_STAFF}');
+  INSERT INTO members VALUES (4, 'Mo', 'not-secret');
+  CREATE TABLE ledger (id int, region text, iban text) PARTITION BY LIST (region);
+  CREATE TABLE ledger_eu PARTITION OF ledger FOR VALUES IN ('eu');
+  CREATE TABLE ledger_us PARTITION OF ledger FOR VALUES IN ('us');
+  INSERT INTO ledger VALUES (1, 'eu', '${IBAN_EU}'), (2, 'us', 'US-PUBLIC');
 `;
 
 /** A temporary table with a column of each type a made-up value was seen for (0, ****, zero UUID, 2000-01-01, {}). */
@@ -211,6 +223,26 @@ describe("masks cover partitions and inheritance children", { timeout: 120_000 }
       ]);
     });
   }
+
+  it("a rule on a child or partition alone covers the parent's read, which returns its rows (the parent's own too)", async () => {
+    const [members, onlyMembers, ledger] = (await agent(
+      statements(
+        "SELECT name, ssn FROM members ORDER BY id",
+        "SELECT name, ssn FROM ONLY members",
+        "SELECT id, iban FROM ledger ORDER BY id",
+      ),
+    )) as Record<string, unknown>[][];
+    assertNoClearValue("results", JSON.stringify([members, onlyMembers, ledger]));
+    assert.deepEqual(members, [
+      { name: "Vic", ssn: "****" },
+      { name: "Mo", ssn: "****" },
+    ]);
+    assert.deepEqual(onlyMembers, [{ name: "Mo", ssn: "****" }], "over-masked: ONLY is not told apart");
+    assert.deepEqual(ledger, [
+      { id: 1, iban: "****" },
+      { id: 2, iban: "****" },
+    ]);
+  });
 
   it("masks partitions and children in COPY TO (text and CSV) through psql, and refuses binary COPY", async () => {
     const result = await runPsql(

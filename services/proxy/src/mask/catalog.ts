@@ -27,6 +27,11 @@ export interface Relation {
    * an ancestor's column covers the column of the same name here: attnums may differ, names cannot.
    */
   ancestors: Relation[];
+  /**
+   * Every partition and inheritance child of this table, at every level. Reading a table reads its children's rows
+   * too (unless ONLY), so a rule on a child's column covers the column of the same name here.
+   */
+  descendants: Relation[];
 }
 
 /** A catalog column: where a value comes from, named as mask rules name it. */
@@ -227,6 +232,7 @@ export class MaskCatalog {
           columns: [],
           definition: row.definition ?? undefined,
           ancestors: [],
+          descendants: [],
         };
         byOid.set(relation.oid, relation);
         byName.set(relation.name, [...(byName.get(relation.name) ?? []), relation]);
@@ -257,7 +263,10 @@ export class MaskCatalog {
   }
 }
 
-/** Sets each relation's ancestors from pg_inherits rows (child, direct parent): nearest first, each once. */
+/**
+ * Sets each relation's ancestors from pg_inherits rows (child, direct parent), nearest first, each once, and each
+ * ancestor's descendants.
+ */
 function linkAncestors(byOid: ReadonlyMap<number, Relation>, rows: readonly { child: string; parent: string }[]): void {
   const parents = new Map<number, number[]>();
   for (const row of rows) {
@@ -272,7 +281,10 @@ function linkAncestors(byOid: ReadonlyMap<number, Relation>, rows: readonly { ch
       if (seen.has(parent)) continue;
       seen.add(parent);
       const ancestor = byOid.get(parent);
-      if (ancestor !== undefined) relation.ancestors.push(ancestor);
+      if (ancestor !== undefined) {
+        relation.ancestors.push(ancestor);
+        ancestor.descendants.push(relation);
+      }
       queue.push(...(parents.get(parent) ?? []));
     }
   }

@@ -735,13 +735,16 @@ export class SessionMasking {
 
   /**
    * A catalog column's mask: its own rule, the rules of the same column of every table it is a partition or
-   * inheritance child of, and for a view the masks of what the view column derives from.
+   * inheritance child of and of every partition or child of it (whose rows a read of it returns: the parent's own
+   * rows are then masked too), and for a view the masks of what the view column derives from.
    */
   #maskOfColumn({ relation, column }: CatalogColumn, depth: number): Mask | undefined {
     let mask = this.#matcher.strategyFor(relation.schema, relation.name, column);
-    for (const ancestor of relation.ancestors) {
-      if (ancestor.columns.includes(column)) {
-        mask = strictest(mask, this.#matcher.strategyFor(ancestor.schema, ancestor.name, column));
+    for (const kin of [relation.ancestors, relation.descendants]) {
+      for (const other of kin) {
+        if (other.columns.includes(column)) {
+          mask = strictest(mask, this.#matcher.strategyFor(other.schema, other.name, column));
+        }
       }
     }
     if (relation.kind !== "v" && relation.kind !== "m") return mask;

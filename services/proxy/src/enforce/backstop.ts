@@ -117,14 +117,18 @@ interface Block {
   wrote: boolean;
 }
 
+/** What a refused statement (or a message the gate does not decide) means to the backstop: nothing to switch for. */
+export const NO_BACKSTOP_FACTS = NONE;
+
 /**
  * One session's backstop: decides, for each client message forwarded upstream, which of the gateway's own switches
  * go before it, rewrites a plain BEGIN, and recognises the responses to its own switches so they can be dropped.
  */
-export { NONE as NO_BACKSTOP_FACTS };
-
 export class Backstop {
-  /** Principals that may only read: the session stays read-only, nothing is ever switched. */
+  /**
+   * Principals that may only read: never switched read-write, no block opened READ WRITE; the default is only ever
+   * switched back on where something turned it off.
+   */
   readonly #readOnlySession: boolean;
   /** default_transaction_read_only upstream, as last reported or set; undefined when unknown. */
   #defaultReadOnly: boolean | undefined = true;
